@@ -1,0 +1,26 @@
+"""Durable storage: events and the MQTT outbox in SQLite or PostgreSQL.
+
+The only package that imports SQLAlchemy or alembic. ``open_database`` creates the engine and
+migrates the schema; ``EventWriter`` is the single writer thread; ``queries`` is the read side.
+"""
+
+from monitor.store.db import StoreError, open_database
+from monitor.store.queries import (
+    count_unsent,
+    delete_sent_before,
+    get_event,
+    list_events,
+    pending_messages,
+)
+from monitor.store.writer import EventWriter
+
+__all__ = [
+    "EventWriter",
+    "StoreError",
+    "count_unsent",
+    "delete_sent_before",
+    "get_event",
+    "list_events",
+    "open_database",
+    "pending_messages",
+]

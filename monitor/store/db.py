@@ -1,0 +1,132 @@
+"""Opening the database: the engine, SQLite's pragmas, and migration to the newest schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# A PostgreSQL host that drops packets would otherwise hold start-up for the OS TCP timeout.
+_PG_CONNECT_TIMEOUT_S = 10
+
+
+class StoreError(Exception):
+    """The database cannot be opened or migrated.
+
+    The message is one line that names the database (password masked) and the reason.
+    """
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, preferring the database driver's own words.
+
+    Args:
+        exc: any exception; SQLAlchemy's wrappers are unwrapped to the driver's error.
+
+    Returns:
+        One line of text, never empty.
+    """
+    # SQLAlchemy's own str() appends SQL and a documentation link; the driver's is shorter.
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def masked_url(engine_or_url: Engine | URL) -> str:
+    """The database URL with any password replaced by ``***``, for logs and errors."""
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else engine_or_url
+    return url.render_as_string(hide_password=True)
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An alembic configuration that migrates over ``connection``.
+
+    Args:
+        connection: an open connection; the caller owns (and commits) its transaction.
+
+    Returns:
+        The configuration to pass to ``alembic.command`` functions.
+    """
+    config = Config(str(_PACKAGE_DIR / "alembic.ini"))
+    # configparser would read '%' as interpolation.
+    config.set_main_option("script_location", str(_PACKAGE_DIR / "migrations").replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def open_database(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    """Create the engine and bring the schema to the newest revision.
+
+    Args:
+        url: SQLAlchemy URL, e.g. ``sqlite:///var/monitor.db`` or
+            ``postgresql+psycopg://monitor@db.example/monitor``.
+        busy_timeout_ms: how long a SQLite connection waits for a lock before failing.
+
+    Returns:
+        The engine; the caller disposes it.
+
+    Raises:
+        StoreError: the URL is invalid, or the database cannot be reached or migrated.
+        ValueError: ``busy_timeout_ms`` is negative.
+
+    Example:
+        >>> engine = open_database("sqlite:////var/lib/monitor/monitor.db")
+    """
+    if busy_timeout_ms < 0:
+        raise ValueError(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # SQLAlchemy's message repeats the URL, password included.
+        raise StoreError(
+            "invalid database URL (expected e.g. sqlite:///path/monitor.db or "
+            "postgresql+psycopg://user@host/db)"
+        ) from None
+    name = masked_url(parsed)
+    try:
+        engine = _create_engine(parsed, busy_timeout_ms)
+    except Exception as exc:  # bad driver name, unwritable directory...
+        raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+    except Exception as exc:  # connection refused, auth, locked, failed migration...
+        engine.dispose()
+        raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
+    return engine
+
+
+def _create_engine(url: URL, busy_timeout_ms: int) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        connect_args: dict[str, Any] = {}
+        if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+        # pre_ping: a server restart otherwise surfaces as an error on the next pooled checkout.
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Per connection, because these pragmas (except journal_mode) are not stored in the file.
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL: readers (the publisher, queries) never block the single writer.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process crashes in WAL mode; FULL adds an fsync per commit.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        finally:
+            cursor.close()
+
+    return engine

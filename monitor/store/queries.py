@@ -1,0 +1,126 @@
+"""The read side of the store, plus outbox retention.
+
+Every function opens its own short session, so any thread may call them while the writer thread
+writes. Rows come back as the frozen boundary types of ``monitor.types``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from monitor.store.models import EventRow, OutboxRow, require_utc
+from monitor.types import Box, Event, EventKind, OutboxMessage
+
+
+def pending_messages(engine: Engine, *, after_id: int, limit: int) -> list[OutboxMessage]:
+    """Unsent outbox messages with ``id > after_id``, in id (= publish) order.
+
+    Args:
+        engine: from ``open_database``.
+        after_id: the highest id the caller already holds; 0 for all.
+        limit: at most this many messages (>= 1).
+
+    Returns:
+        Messages with their ``id`` set.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    query = (
+        select(OutboxRow.id, OutboxRow.camera, OutboxRow.topic, OutboxRow.payload)
+        .where(OutboxRow.sent_at.is_(None), OutboxRow.id > after_id)
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    with Session(engine) as session:
+        return [
+            OutboxMessage(id=row.id, camera=row.camera, topic=row.topic, payload=row.payload)
+            for row in session.execute(query)
+        ]
+
+
+def count_unsent(engine: Engine) -> int:
+    """Number of outbox messages not yet acknowledged by the broker."""
+    query = select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
+    with Session(engine) as session:
+        return int(session.scalar(query) or 0)
+
+
+def list_events(
+    engine: Engine,
+    *,
+    camera: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """Events, newest ``start_time`` first.
+
+    Args:
+        engine: from ``open_database``.
+        camera: only this camera's events.
+        kind: only this kind (an ``EventKind`` value such as ``"intrusion"``).
+        since: only events that started at or after this aware datetime.
+        until: only events that started before this aware datetime.
+        limit: at most this many events (>= 1).
+
+    Returns:
+        The matching events.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    query = select(EventRow)
+    if camera is not None:
+        query = query.where(EventRow.camera == camera)
+    if kind is not None:
+        query = query.where(EventRow.kind == EventKind(kind).value)
+    if since is not None:
+        query = query.where(EventRow.start_time >= require_utc(since, "since"))
+    if until is not None:
+        query = query.where(EventRow.start_time < require_utc(until, "until"))
+    # id breaks ties so pages are stable when events share a start time.
+    query = query.order_by(EventRow.start_time.desc(), EventRow.id.desc()).limit(limit)
+    with Session(engine) as session:
+        return [_to_event(row) for row in session.scalars(query)]
+
+
+def get_event(engine: Engine, event_id: str) -> Event | None:
+    """The event with this id, or None."""
+    with Session(engine) as session:
+        row = session.get(EventRow, event_id)
+        return None if row is None else _to_event(row)
+
+
+def delete_sent_before(engine: Engine, cutoff: datetime) -> int:
+    """Delete outbox messages sent before ``cutoff`` (an aware datetime); unsent ones stay.
+
+    Returns:
+        The number of rows deleted.
+    """
+    statement = delete(OutboxRow).where(
+        OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < require_utc(cutoff, "cutoff")
+    )
+    with Session(engine) as session, session.begin():
+        result = session.execute(statement, execution_options={"synchronize_session": False})
+        return int(getattr(result, "rowcount", 0))
+
+
+def _to_event(row: EventRow) -> Event:
+    x1, y1, x2, y2 = (float(v) for v in row.box)
+    return Event(
+        id=row.id,
+        camera=row.camera,
+        kind=EventKind(row.kind),
+        label=row.label,
+        track_id=row.track_id,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        score=row.score,
+        box=Box(x1, y1, x2, y2),
+        zone=row.zone,
+        snapshot=row.snapshot,
+        evidence=dict(row.evidence or {}),
+    )

@@ -1,0 +1,325 @@
+"""The single writer thread: each alert's event row and outbox row in one transaction.
+
+SQLite allows one writer at a time, so every write of the daemon goes through this thread. Callers
+only enqueue; the thread drains the queue in batches, one transaction per batch. A full queue
+blocks the caller (backpressure) rather than dropping alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session
+
+from monitor.store.db import first_line, masked_url
+from monitor.store.models import EventRow, OutboxRow, require_utc, utcnow
+from monitor.types import Alert, OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+BATCH_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    seq: int
+    alert: Alert
+    message: OutboxMessage
+
+
+@dataclass(frozen=True, slots=True)
+class _MarkSent:
+    seq: int
+    outbox_ids: tuple[int, ...]
+
+
+_Item = _Record | _MarkSent
+
+
+class _Aborted(Exception):
+    """stop() ran out of time while a batch kept failing."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    # Constraint and data errors fail the same way on every retry; everything else the driver
+    # reports (locked, connection lost, server restarting...) may pass.
+    if isinstance(exc, (IntegrityError, DataError)):
+        return False
+    return isinstance(exc, (DBAPIError, PoolTimeoutError))
+
+
+class EventWriter:
+    """Writes alerts (event + outbox row) and sent-marks from one thread, in batches.
+
+    Args:
+        engine: from ``open_database``.
+        queue_size: items that may wait; ``record`` blocks beyond it.
+        retry_initial_s: first delay after a database fault; doubles per failed attempt.
+        retry_max_s: cap of that delay.
+        on_commit: called from the writer thread after each commit that added outbox rows.
+
+    Example:
+        >>> writer = EventWriter(engine, on_commit=publisher.wake)
+        >>> writer.start()
+        >>> writer.record(alert, message)
+        >>> writer.stop(timeout_s=2.0)
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        queue_size: int = 10000,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 10.0,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        if not 0 < retry_initial_s <= retry_max_s:
+            raise ValueError(
+                f"need 0 < retry_initial_s <= retry_max_s, got {retry_initial_s} and {retry_max_s}"
+            )
+        self._engine = engine
+        self._name = masked_url(engine)
+        self._capacity = queue_size
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._on_commit = on_commit
+        # One condition guards the queue and the counters, so sequence order is queue order and
+        # "closed" is checked atomically with every append.
+        self._cond = threading.Condition()
+        self._items: deque[_Item] = deque()
+        self._enqueued = 0  # seq of the newest accepted item
+        self._done = 0  # seq of the newest item committed (or dropped as unwritable)
+        self._closed = False
+        self._finished = False
+        self._abort = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread (named ``store-writer``)."""
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("EventWriter.start() called twice")
+            # daemon: a writer stuck on a dead database must not keep the process alive after
+            # stop() gave up on it.
+            self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def record(self, alert: Alert, message: OutboxMessage) -> None:
+        """Queue an alert's event upsert and its outbox message; blocks while the queue is full.
+
+        Raises:
+            ValueError: a naive datetime or non-JSON evidence (it could never be written).
+            RuntimeError: the writer was stopped.
+        """
+        event = alert.event
+        require_utc(event.start_time, f"event {event.id} start_time")
+        if event.end_time is not None:
+            require_utc(event.end_time, f"event {event.id} end_time")
+        try:
+            json.dumps(event.evidence)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"event {event.id} evidence is not JSON-serialisable: {exc}") from None
+        self._put(lambda seq: _Record(seq, alert, message))
+
+    def mark_sent(self, outbox_ids: Sequence[int]) -> None:
+        """Queue setting ``sent_at`` to now on these outbox rows (rows already sent keep theirs)."""
+        ids = tuple(outbox_ids)
+        if ids:
+            self._put(lambda seq: _MarkSent(seq, ids))
+
+    def pending(self) -> int:
+        """Items accepted but not yet committed (queued or in the batch being written)."""
+        with self._cond:
+            return self._enqueued - self._done
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until everything accepted before this call is committed.
+
+        Returns:
+            True if it was committed within ``timeout_s`` seconds.
+        """
+        with self._cond:
+            target = self._enqueued
+            self._cond.wait_for(lambda: self._done >= target or self._finished, timeout_s)
+            return self._done >= target
+
+    def stop(self, timeout_s: float) -> None:
+        """Refuse new items, write what is queued, and end the thread.
+
+        If the database stays unusable for ``timeout_s`` seconds the writer gives up and logs how
+        many items were not written.
+        """
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                self._abort.set()
+        lost = self.pending()
+        if lost:
+            logger.error(
+                "store writer stopped after %.1f s with %d items not written to %s",
+                timeout_s,
+                lost,
+                self._name,
+            )
+
+    def _put(self, make: Callable[[int], _Item]) -> None:
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError("EventWriter is stopped; nothing more can be recorded")
+                if len(self._items) < self._capacity:
+                    break
+                self._cond.wait()
+            self._enqueued += 1
+            self._items.append(make(self._enqueued))
+            self._cond.notify_all()
+
+    def _take_batch(self) -> list[_Item] | None:
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            batch = [self._items.popleft() for _ in range(min(BATCH_MAX, len(self._items)))]
+            self._cond.notify_all()  # wake callers blocked on a full queue
+            return batch
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._take_batch()) is not None:
+                self._write(batch)
+                with self._cond:
+                    self._done = batch[-1].seq
+                    self._cond.notify_all()
+        except _Aborted:
+            pass  # stop() logs what was left
+        except Exception:
+            logger.exception("store writer crashed; %d items not written", self.pending())
+        finally:
+            with self._cond:
+                self._finished = True
+                self._closed = True
+                self._cond.notify_all()
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            self._commit_retrying(batch)
+        except _Aborted:
+            raise
+        except Exception as exc:
+            if len(batch) > 1:
+                # One bad item must not block the others: write them one by one.
+                for item in batch:
+                    self._write([item])
+                return
+            log = logger.error if isinstance(exc, DBAPIError) else logger.exception
+            log("dropping %s that %s refuses: %s", _describe(batch[0]), self._name, first_line(exc))
+            return
+        if self._on_commit is not None and any(isinstance(i, _Record) for i in batch):
+            try:
+                self._on_commit()
+            except Exception:
+                logger.exception("store writer: on_commit callback failed")
+
+    def _commit_retrying(self, batch: list[_Item]) -> None:
+        delay = self._retry_initial_s
+        attempts = 0
+        while True:
+            try:
+                self._commit(batch)
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                attempts += 1
+                logger.warning(
+                    "cannot write %d items to %s (attempt %d, retrying in %.1f s): %s",
+                    len(batch),
+                    self._name,
+                    attempts,
+                    delay,
+                    first_line(exc),
+                )
+                if self._abort.wait(delay):
+                    raise _Aborted from None
+                delay = min(delay * 2, self._retry_max_s)
+            else:
+                if attempts:
+                    logger.info(
+                        "wrote %d items to %s after %d retries", len(batch), self._name, attempts
+                    )
+                return
+
+    def _commit(self, batch: list[_Item]) -> None:
+        with Session(self._engine) as session, session.begin():
+            for item in batch:
+                if isinstance(item, _Record):
+                    _upsert_event(session, item.alert)
+                    message = item.message
+                    session.add(
+                        OutboxRow(
+                            event_id=item.alert.event.id,
+                            camera=message.camera,
+                            topic=message.topic,
+                            payload=message.payload,
+                        )
+                    )
+                else:
+                    session.execute(
+                        update(OutboxRow)
+                        .where(OutboxRow.id.in_(item.outbox_ids), OutboxRow.sent_at.is_(None))
+                        .values(sent_at=utcnow()),
+                        execution_options={"synchronize_session": False},
+                    )
+
+
+def _upsert_event(session: Session, alert: Alert) -> None:
+    event = alert.event
+    row = session.get(EventRow, event.id)
+    if row is None:
+        # Also the path of an update whose start was never stored (e.g. written before a wipe).
+        session.add(
+            EventRow(
+                id=event.id,
+                camera=event.camera,
+                kind=event.kind.value,
+                label=event.label,
+                track_id=event.track_id,
+                start_time=event.start_time,
+                end_time=event.end_time,
+                score=event.score,
+                box=event.box.as_list(),
+                zone=event.zone,
+                snapshot=event.snapshot,
+                evidence=dict(event.evidence),
+            )
+        )
+    else:
+        row.end_time = event.end_time
+        row.score = event.score
+        row.box = event.box.as_list()
+        row.snapshot = event.snapshot
+        row.evidence = dict(event.evidence)
+    # Flush now: the outbox row that follows references this event (FK), and a later alert of
+    # the same event in this batch must find the row through session.get.
+    session.flush()
+
+
+def _describe(item: _Item) -> str:
+    if isinstance(item, _Record):
+        return f"{item.alert.type.value} alert of event {item.alert.event.id}"
+    return f"sent-mark of outbox ids {list(item.outbox_ids)}"
