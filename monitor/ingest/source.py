@@ -1,0 +1,302 @@
+"""One capture thread per camera: open, read, reconnect with backoff, hand frames to a slot.
+
+The thread never dies of a camera problem. Failure to open, a failed read or a stall releases the
+capture and reopens it after an exponential backoff; each failure is one warning line with the
+URL's password masked. Local files stand in for cameras: they are paced to their own frame rate
+and, if the camera says so, looped.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import cv2
+
+from monitor.config import CameraConfig, SourceConfig, mask_url
+from monitor.ingest.latest import LatestFrame
+from monitor.types import Frame
+
+log = logging.getLogger(__name__)
+
+SourceState = Literal["connecting", "streaming", "backoff", "ended", "stopped"]
+
+CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+# TCP: RTP over UDP loses packets on busy links and the decoder then emits smeared frames.
+# A short probe cuts the open of an RTSP stream from ~3 s to ~0.1-0.8 s.
+RTSP_CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;100000|probesize;32768"
+# Used when a file does not declare a usable frame rate.
+_FALLBACK_FILE_FPS = 25.0
+_MAX_FILE_FPS = 240.0
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` a source uses; tests hand in fakes."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+
+    def read(self) -> tuple[bool, Any]: ...
+
+    def get(self, propId: int) -> float: ...  # noqa: N803 - OpenCV's name
+
+    def release(self) -> None: ...
+
+
+CaptureFactory = Callable[[str, SourceConfig], Capture]
+
+
+def open_capture(url: str, source: SourceConfig) -> Capture:
+    """Open ``url`` with OpenCV's FFmpeg backend, open and read bounded by ``source``.
+
+    The timeouts only take effect when given at construction; ``cap.set()`` later is ignored.
+    """
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(source.open_timeout_s * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(source.read_timeout_s * 1000),
+    ]
+    capture: Capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    return capture
+
+
+def ensure_rtsp_capture_options() -> None:
+    """Put the RTSP capture options into the environment unless the user set their own.
+
+    OpenCV reads this variable at every FFmpeg open, so it is process-wide and applies to files
+    too. That is acceptable: this package is the daemon's only FFmpeg reader, demuxers ignore
+    options they do not know (``rtsp_transport``), and the short probe only bounds how much
+    of a stream FFmpeg reads to learn its format, which a local file states in its header. A user
+    who needs other options sets the variable before start and it is left alone.
+    """
+    os.environ.setdefault(CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS)
+
+
+def is_local_file(url: str) -> bool:
+    """True for a plain path or a ``file://`` URL: a recorded stand-in for a camera."""
+    return "://" not in url or url.lower().startswith("file://")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStats:
+    """A snapshot of one source.
+
+    Attributes:
+        frames_read: frames delivered to the slot since start.
+        frames_dropped: of those, frames replaced in the slot before the consumer took them.
+        reconnects: times frames resumed after a failure (open, read or stall).
+        state: what the capture thread is doing now.
+        last_frame_age_s: seconds since the newest frame was read; None before the first frame.
+    """
+
+    frames_read: int
+    frames_dropped: int
+    reconnects: int
+    state: SourceState
+    last_frame_age_s: float | None
+
+
+class _Lost(Exception):
+    """The stream failed; ``str()`` is the one-line reason."""
+
+
+class _End(enum.Enum):
+    STOP = "stop"
+    EOF = "eof"
+    REWIND = "rewind"
+
+
+class _Pacer:
+    """Spaces frames ``1/fps`` apart in real time, as a camera would deliver them."""
+
+    def __init__(self, fps: float) -> None:
+        self._period_s = 1.0 / fps
+        self._due: float | None = None
+
+    def wait_s(self, now: float) -> float:
+        """Seconds to wait after a frame read at ``now`` (monotonic)."""
+        if self._due is None or now - self._due > self._period_s:
+            self._due = now  # fell behind (or first frame): restart the schedule, never burst
+        self._due += self._period_s
+        return max(0.0, self._due - now)
+
+
+class CameraSource:
+    """Reads one camera on its own thread and puts every frame into a ``LatestFrame`` slot.
+
+    Args:
+        camera: the camera; ``url`` may carry credentials, which are never logged.
+        source: open/read/stall timeouts and the reconnect backoff.
+        slot: where frames go; the consumer takes the newest one.
+        open_capture: opens a capture; tests pass a fake, the daemon keeps the default.
+
+    Example:
+        >>> source = CameraSource(camera, config.source, LatestFrame())
+        >>> source.start()
+        >>> source.stop(timeout_s=2.0)
+    """
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        source: SourceConfig,
+        slot: LatestFrame,
+        *,
+        open_capture: CaptureFactory = open_capture,
+    ) -> None:
+        self._camera = camera
+        self._source = source
+        self._slot = slot
+        self._open_capture = open_capture
+        self._is_file = is_local_file(camera.url)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._state: SourceState = "stopped"
+        self._frames_read = 0
+        self._reconnects = 0
+        self._last_frame_at: float | None = None
+        self._failed_since_frame = False
+        self._delay_s = source.reconnect_initial_s
+
+    @property
+    def name(self) -> str:
+        return self._camera.name
+
+    def start(self) -> None:
+        """Start the capture thread. A source starts once; build a new one to start again."""
+        if self._thread is not None:
+            raise RuntimeError(f"camera {self.name}: source already started")
+        if self._camera.url.lower().startswith(("rtsp://", "rtsps://")):
+            ensure_rtsp_capture_options()  # here, before any thread of ours calls FFmpeg
+        self._set_state("connecting")
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> bool:
+        """Ask the thread to finish and wait for it at most ``timeout_s`` seconds.
+
+        Returns:
+            True if the thread has ended. False if it is still inside a blocking open or read:
+            it then exits as soon as that call returns (bounded by the open/read timeouts) and,
+            being a daemon thread, never holds up the process exit.
+        """
+        self._stop.set()
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log.warning("camera %s: capture thread still inside a blocking open/read after %.1f s; "
+                        "it exits when that call returns", self.name, timeout_s)
+            return False
+        return True
+
+    def stats(self) -> SourceStats:
+        """A snapshot of the counters and state; cheap, safe from any thread."""
+        dropped = self._slot.dropped
+        with self._lock:
+            age = None if self._last_frame_at is None else time.monotonic() - self._last_frame_at
+            return SourceStats(self._frames_read, dropped, self._reconnects, self._state, age)
+
+    def _set_state(self, state: SourceState) -> None:
+        with self._lock:
+            self._state = state
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    end = self._stream_once()
+                except Exception as exc:  # noqa: BLE001 - a camera problem must not end the thread
+                    self._back_off(exc)
+                    continue
+                if end is _End.EOF:
+                    self._set_state("ended")
+                    log.info("camera %s: end of file %s", self.name, mask_url(self._camera.url))
+                    return
+        finally:
+            with self._lock:
+                if self._state != "ended":
+                    self._state = "stopped"
+
+    def _back_off(self, exc: Exception) -> None:
+        if self._stop.is_set():
+            return  # failures while stopping are expected (a blocked read was cut short)
+        reason = str(exc) if isinstance(exc, _Lost) else f"unexpected {type(exc).__name__}: {exc}"
+        delay_s = self._delay_s
+        self._delay_s = min(delay_s * 2.0, self._source.reconnect_max_s)
+        with self._lock:
+            self._failed_since_frame = True
+            self._state = "backoff"
+        log.warning("camera %s: %s (%s); retrying in %.3g s",
+                    self.name, mask_url(reason), mask_url(self._camera.url), delay_s)
+        if not self._stop.wait(delay_s):
+            self._set_state("connecting")
+
+    def _stream_once(self) -> _End:
+        """One open-read-release cycle. Raises _Lost (or anything cv2 raises) on failure."""
+        try:
+            capture = self._open_capture(self._camera.url, self._source)
+        except Exception as exc:  # noqa: BLE001 - cv2.error and friends
+            raise _Lost(f"cannot open: {exc}") from None
+        try:
+            if not capture.isOpened():
+                raise _Lost("cannot open")
+            return self._read_until_end(capture)
+        finally:
+            try:
+                capture.release()
+            except Exception as exc:  # noqa: BLE001 - nothing left to do with a broken capture
+                log.debug("camera %s: release failed: %s", self.name, exc)
+
+    def _read_until_end(self, capture: Capture) -> _End:
+        pacer = _Pacer(self._file_fps(capture)) if self._is_file else None
+        frames = 0
+        last_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                ok, image = capture.read()
+            except Exception as exc:  # noqa: BLE001 - cv2.error
+                raise _Lost(f"read error: {exc}") from None
+            now = time.monotonic()
+            if ok and image is not None and image.size:
+                self._deliver(image, now)
+                frames += 1
+                last_at = now
+                if pacer is not None and self._stop.wait(pacer.wait_s(now)):
+                    break
+                continue
+            if self._is_file and frames:
+                return _End.REWIND if self._camera.loop_file else _End.EOF
+            silent_s = now - last_at
+            if silent_s > self._source.stall_timeout_s:
+                raise _Lost(f"stalled: no frame for {silent_s:.1f} s")
+            if not ok:
+                raise _Lost("read failed" if frames or not self._is_file else "no frame in file")
+        return _End.STOP
+
+    def _file_fps(self, capture: Capture) -> float:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        return fps if 0.0 < fps <= _MAX_FILE_FPS else _FALLBACK_FILE_FPS
+
+    def _deliver(self, image: Any, now: float) -> None:
+        with self._lock:
+            index = self._frames_read
+            self._frames_read += 1
+            self._last_frame_at = now
+            self._state = "streaming"
+            resumed = self._failed_since_frame
+            if resumed:
+                self._reconnects += 1
+                self._failed_since_frame = False
+        self._delay_s = self._source.reconnect_initial_s
+        if resumed or index == 0:
+            log.info("camera %s: streaming %dx%d from %s", self.name, image.shape[1],
+                     image.shape[0], mask_url(self._camera.url))
+        self._slot.put(Frame(self.name, index, image, datetime.now(UTC), now))
