@@ -1,0 +1,150 @@
+"""The inference worker: one thread owns the detector and serves every camera.
+
+It takes the newest pending frame of each camera that is due (per-camera detection rate cap),
+runs them through the detector as one batch, and routes each result back to its camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from monitor.types import Detections, Frame
+
+log = logging.getLogger(__name__)
+
+
+class Detector(Protocol):
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]: ...
+
+
+class FrameSlot(Protocol):
+    def take(self) -> Frame | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    batches: int
+    frames_inferred: int
+    errors: int
+    last_batch_ms: float
+
+
+class InferenceWorker:
+    """Feeds frames from every camera's newest-frame slot to one detector.
+
+    Args:
+        detector: the model wrapper; only this worker's thread calls it.
+        slots: camera name -> its newest-frame slot.
+        detect_interval_s: camera name -> minimum seconds between two inferences of that camera.
+        on_detections: called (in this thread) with each frame's detections.
+        on_tick: called (in this thread) about every ``tick_interval_s`` so cameras that send no
+            frames still age their tracks out.
+        wake: set by the slots when a frame arrives.
+        max_batch: most frames in one detector call.
+        tick_interval_s: period of ``on_tick``.
+        error_backoff_s: pause after a detector failure, so a broken model does not spin a core.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        slots: Mapping[str, FrameSlot],
+        detect_interval_s: Mapping[str, float],
+        on_detections: Callable[[Detections], None],
+        on_tick: Callable[[], None],
+        wake: threading.Event,
+        *,
+        max_batch: int = 8,
+        tick_interval_s: float = 0.5,
+        error_backoff_s: float = 1.0,
+    ) -> None:
+        self._detector = detector
+        self._slots = dict(slots)
+        self._interval = dict(detect_interval_s)
+        self._on_detections = on_detections
+        self._on_tick = on_tick
+        self._wake = wake
+        self._max_batch = max_batch
+        self._tick_interval_s = tick_interval_s
+        self._error_backoff_s = error_backoff_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
+        self._next_due = {name: 0.0 for name in self._slots}
+        self._batches = self._frames = self._errors = 0
+        self._last_batch_ms = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> bool:
+        """Ask the thread to end after its current batch; True when it has ended."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stats(self) -> WorkerStats:
+        return WorkerStats(self._batches, self._frames, self._errors, self._last_batch_ms)
+
+    def _due_frames(self, now: float) -> tuple[list[Frame], float]:
+        """Take the frames of cameras that are due; also return seconds until the next is due."""
+        frames: list[Frame] = []
+        wait_s = self._tick_interval_s
+        for name, slot in self._slots.items():
+            due_in = self._next_due[name] - now
+            if due_in > 0:
+                wait_s = min(wait_s, due_in)
+                continue
+            if len(frames) >= self._max_batch:
+                wait_s = 0.0
+                continue
+            frame = slot.take()
+            if frame is not None:
+                frames.append(frame)
+                # Cadence from "now", not from the last due time: after a slow batch we do not
+                # try to catch up with a burst of stale frames.
+                self._next_due[name] = now + self._interval[name]
+        return frames, wait_s
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                self._guarded(self._on_tick)
+                next_tick = now + self._tick_interval_s
+            frames, wait_s = self._due_frames(now)
+            if not frames:
+                self._wake.wait(max(0.0, min(wait_s, next_tick - now)))
+                self._wake.clear()
+                continue
+            started = time.monotonic()
+            try:
+                results = self._detector.detect(frames)
+            except Exception:
+                self._errors += 1
+                log.exception("detector failed on a batch of %d frames; retrying", len(frames))
+                self._stop.wait(self._error_backoff_s)
+                continue
+            self._last_batch_ms = (time.monotonic() - started) * 1000.0
+            self._batches += 1
+            self._frames += len(frames)
+            for result in results:
+                self._guarded(self._on_detections, result)
+
+    def _guarded(self, func: Callable[..., None], *args: object) -> None:
+        # One camera's bad frame must not stop detection for every camera.
+        try:
+            func(*args)
+        except Exception:
+            self._errors += 1
+            log.exception("processing failed in %s", getattr(func, "__qualname__", func))
