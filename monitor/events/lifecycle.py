@@ -1,0 +1,309 @@
+"""Event lifecycle of one camera: tracks in, start/update/end alerts out.
+
+An event is one tracked object's life as one kind of event:
+
+* ``presence``: a track of a watched label is confirmed — seen in ``confirm_frames`` frames with
+  a median score of at least ``confirm_min_score`` (a false-positive filter like Frigate's);
+* ``intrusion``: a confirmed track's foot point is inside a zone;
+* ``loitering``: it has stayed in the zone ``loitering_s`` seconds.
+
+Events end when their track has been unseen for ``end_after_s`` (zone events also when the track
+has been outside the zone that long). Updates are throttled to one per ``update_interval_s``.
+
+The logic is deterministic: it reads time only from the frames it is given (and the ``now``
+passed to ``expire``), so tests drive it frame by frame.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from monitor.config import EventsConfig
+from monitor.events.zones import Zone
+from monitor.types import Alert, AlertType, Box, Event, EventKind, Frame, Track, Tracks
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One sighting of a track: what the temporal classifier will read as the track's history."""
+
+    at: datetime
+    monotonic: float
+    frame_index: int
+    box: Box
+    score: float
+    class_name: str
+    zones: frozenset[str]
+
+
+@dataclass(slots=True)
+class _OpenEvent:
+    event: Event
+    last_alert_monotonic: float
+    alerted: Event
+
+
+@dataclass(slots=True)
+class _TrackState:
+    track_id: int
+    label: str
+    history: deque[Observation]
+    sightings: int = 0
+    classes: Counter[str] = field(default_factory=Counter)
+    confirmed: bool = False
+    zone_entered: dict[str, Observation] = field(default_factory=dict)
+    zone_last_inside: dict[str, Observation] = field(default_factory=dict)
+    open: dict[tuple[EventKind, str | None], _OpenEvent] = field(default_factory=dict)
+
+    @property
+    def last(self) -> Observation:
+        return self.history[-1]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+class EventLifecycle:
+    """Turns one camera's tracks into event alerts.
+
+    Args:
+        camera: camera name.
+        labels: watched labels; tracks of other labels are ignored.
+        zones: the camera's zones.
+        config: the ``[events]`` section.
+        new_id: makes event ids (UUID4 text by default; injected for deterministic tests).
+        snapshot_path: event -> where its snapshot JPEG will be written (None: no snapshots).
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        labels: Sequence[str],
+        zones: Sequence[Zone],
+        config: EventsConfig,
+        *,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        snapshot_path: Callable[[str, str], str | None] = lambda camera, event_id: None,
+    ) -> None:
+        self._camera = camera
+        self._labels = frozenset(labels)
+        self._zones = tuple(zones)
+        self._config = config
+        self._new_id = new_id
+        self._snapshot_path = snapshot_path
+        self._tracks: dict[int, _TrackState] = {}
+
+    def history(self, track_id: int) -> tuple[Observation, ...]:
+        """The kept observations of a live track, oldest first (empty when unknown)."""
+        state = self._tracks.get(track_id)
+        return tuple(state.history) if state else ()
+
+    def open_events(self) -> list[Event]:
+        return [o.event for s in self._tracks.values() for o in s.open.values()]
+
+    def update(self, tracks: Tracks) -> list[Alert]:
+        """Feed one frame's tracks; returns the alerts this frame causes, in order."""
+        alerts: list[Alert] = []
+        for track in tracks.items:
+            if track.detection.label in self._labels:
+                alerts.extend(self._observe(track, tracks.frame))
+        alerts.extend(self.expire(tracks.frame.monotonic))
+        return alerts
+
+    def expire(self, now_monotonic: float) -> list[Alert]:
+        """End the events of tracks unseen for ``end_after_s``; forget those tracks."""
+        alerts: list[Alert] = []
+        for track_id, state in list(self._tracks.items()):
+            if now_monotonic - state.last.monotonic >= self._config.end_after_s:
+                alerts.extend(self._end_all(state))
+                del self._tracks[track_id]
+        return alerts
+
+    def close_all(self) -> list[Alert]:
+        """End every open event now (daemon shutdown); end times are each track's last sighting."""
+        alerts: list[Alert] = []
+        for state in self._tracks.values():
+            alerts.extend(self._end_all(state))
+        self._tracks.clear()
+        return alerts
+
+    # --- one sighting -------------------------------------------------------------------------
+
+    def _observe(self, track: Track, frame: Frame) -> list[Alert]:
+        detection = track.detection
+        state = self._tracks.get(track.track_id)
+        if state is None:
+            state = _TrackState(
+                track.track_id, detection.label, deque(maxlen=self._config.history_len)
+            )
+            self._tracks[track.track_id] = state
+        foot_x, foot_y = detection.box.foot
+        inside = frozenset(
+            z.name for z in self._zones if z.contains(foot_x, foot_y, frame.width, frame.height)
+        )
+        observation = Observation(
+            frame.captured_at,
+            frame.monotonic,
+            frame.index,
+            detection.box,
+            detection.score,
+            detection.class_name,
+            inside,
+        )
+        state.history.append(observation)
+        state.sightings += 1
+        state.classes[detection.class_name] += 1
+
+        ended_stays = self._track_zones(state, observation)
+        alerts: list[Alert] = []
+        if not state.confirmed:
+            if not self._is_confirmed(state):
+                return alerts
+            state.confirmed = True
+            alerts.append(self._start(state, EventKind.PRESENCE, None, state.history[0]))
+        for zone, entered, last_inside in ended_stays:
+            for kind in (EventKind.INTRUSION, EventKind.LOITERING):
+                alerts.extend(self._end(state, kind, zone, last_inside, entered))
+        alerts.extend(self._zone_events(state, observation))
+        alerts.extend(self._updates(state, observation))
+        return alerts
+
+    def _is_confirmed(self, state: _TrackState) -> bool:
+        if state.sightings < self._config.confirm_frames:
+            return False
+        median = statistics.median(o.score for o in state.history)
+        return median >= self._config.confirm_min_score
+
+    def _track_zones(
+        self, state: _TrackState, observation: Observation
+    ) -> list[tuple[str, Observation, Observation]]:
+        """Follow the track's stays in zones, from its first sighting (confirmed or not), so a
+        stay's start and dwell do not depend on how long confirmation took. Returns the stays
+        that ended: outside the zone for ``end_after_s``."""
+        ended: list[tuple[str, Observation, Observation]] = []
+        for name in observation.zones:
+            state.zone_last_inside[name] = observation
+            state.zone_entered.setdefault(name, observation)
+        for name, last_inside in list(state.zone_last_inside.items()):
+            gone_s = observation.monotonic - last_inside.monotonic
+            if name not in observation.zones and gone_s >= self._config.end_after_s:
+                ended.append((name, state.zone_entered.pop(name), last_inside))
+                del state.zone_last_inside[name]
+        return ended
+
+    def _zone_events(self, state: _TrackState, observation: Observation) -> list[Alert]:
+        alerts: list[Alert] = []
+        for name in sorted(observation.zones):
+            entered = state.zone_entered[name]
+            if (EventKind.INTRUSION, name) not in state.open:
+                alerts.append(self._start(state, EventKind.INTRUSION, name, entered))
+            dwell_s = observation.monotonic - entered.monotonic
+            if dwell_s >= self._config.loitering_s and (EventKind.LOITERING, name) not in state.open:
+                alerts.append(self._start(state, EventKind.LOITERING, name, entered))
+        return alerts
+
+    def _updates(self, state: _TrackState, observation: Observation) -> list[Alert]:
+        alerts: list[Alert] = []
+        for open_event in state.open.values():
+            event = open_event.event
+            refreshed = replace(
+                event,
+                score=max(event.score, observation.score),
+                box=observation.box,
+                evidence=self._evidence(state, event.kind, event.zone),
+            )
+            open_event.event = refreshed
+            throttled = (
+                observation.monotonic - open_event.last_alert_monotonic
+                < self._config.update_interval_s
+            )
+            alerted = open_event.alerted
+            unchanged = refreshed.box == alerted.box and refreshed.score == alerted.score
+            if throttled or unchanged:
+                continue
+            open_event.last_alert_monotonic = observation.monotonic
+            open_event.alerted = refreshed
+            alerts.append(Alert(AlertType.UPDATE, refreshed))
+        return alerts
+
+    # --- event transitions --------------------------------------------------------------------
+
+    def _start(
+        self, state: _TrackState, kind: EventKind, zone: str | None, since: Observation
+    ) -> Alert:
+        last = state.last
+        event_id = self._new_id()
+        event = Event(
+            id=event_id,
+            camera=self._camera,
+            kind=kind,
+            label=state.label,
+            track_id=state.track_id,
+            start_time=since.at,
+            end_time=None,
+            score=max(o.score for o in state.history),
+            box=last.box,
+            zone=zone,
+            snapshot=self._snapshot_path(self._camera, event_id),
+            evidence=self._evidence(state, kind, zone),
+        )
+        state.open[(kind, zone)] = _OpenEvent(event, last.monotonic, event)
+        return Alert(AlertType.START, event)
+
+    def _end(
+        self,
+        state: _TrackState,
+        kind: EventKind,
+        zone: str | None,
+        last: Observation,
+        entered: Observation | None = None,
+    ) -> list[Alert]:
+        """End one open event at ``last``; ``entered`` is the start of a zone stay that is over."""
+        open_event = state.open.pop((kind, zone), None)
+        if open_event is None:
+            return []
+        evidence = self._evidence(state, kind, zone)
+        if entered is not None:
+            evidence["entered_at"] = _iso(entered.at)
+            evidence["dwell_s"] = round(last.monotonic - entered.monotonic, 2)
+        ended = replace(open_event.event, end_time=last.at, evidence=evidence)
+        return [Alert(AlertType.END, ended)]
+
+    def _end_all(self, state: _TrackState) -> list[Alert]:
+        alerts: list[Alert] = []
+        # Zone events first, presence last: the object's life ends after its stays in zones.
+        for kind, zone in sorted(state.open, key=lambda key: key[0] == EventKind.PRESENCE):
+            last_inside = state.zone_last_inside.get(zone) if zone else None
+            alerts.extend(self._end(state, kind, zone, last_inside or state.last))
+        return alerts
+
+    def _evidence(self, state: _TrackState, kind: EventKind, zone: str | None) -> dict[str, Any]:
+        scores = [o.score for o in state.history]
+        evidence: dict[str, Any] = {
+            "first_seen": _iso(state.history[0].at),
+            "last_seen": _iso(state.last.at),
+            "sightings": state.sightings,
+            "median_score": round(statistics.median(scores), 3),
+            "max_score": round(max(scores), 3),
+            "classes": dict(state.classes),
+            "confirm": {
+                "frames": self._config.confirm_frames,
+                "min_score": self._config.confirm_min_score,
+            },
+        }
+        if zone is not None:
+            entered = state.zone_entered.get(zone)
+            last_inside = state.zone_last_inside.get(zone)
+            if entered is not None and last_inside is not None:
+                evidence["entered_at"] = _iso(entered.at)
+                evidence["dwell_s"] = round(last_inside.monotonic - entered.monotonic, 2)
+            if kind is EventKind.LOITERING:
+                evidence["loitering_s"] = self._config.loitering_s
+        return evidence

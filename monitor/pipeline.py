@@ -1,0 +1,64 @@
+"""One camera's processing after detection: tracker -> event lifecycle -> snapshots -> sink."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from monitor.events.lifecycle import EventLifecycle
+from monitor.events.snapshot import SnapshotWriter
+from monitor.types import Alert, AlertType, Detections, Tracks
+
+
+class Tracker(Protocol):
+    def update(self, detections: Detections) -> Tracks: ...
+
+
+class AlertSink(Protocol):
+    def emit(self, alert: Alert) -> None: ...
+
+
+class CameraPipeline:
+    """Runs in the inference thread for each of its camera's detection results.
+
+    Args:
+        tracker: this camera's tracker.
+        lifecycle: this camera's event lifecycle.
+        snapshots: writes the START snapshot (the frame the event was confirmed on).
+        sink: receives every alert (the store and, through its outbox, MQTT).
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        lifecycle: EventLifecycle,
+        snapshots: SnapshotWriter,
+        sink: AlertSink,
+    ) -> None:
+        self._tracker = tracker
+        self.lifecycle = lifecycle
+        self._snapshots = snapshots
+        self._sink = sink
+        self.detections = 0
+        self.alerts = 0
+
+    def process(self, detections: Detections) -> None:
+        tracks = self._tracker.update(detections)
+        self.detections += len(detections.items)
+        for alert in self.lifecycle.update(tracks):
+            if alert.type is AlertType.START:
+                self._snapshots.write(detections.frame, alert.event)
+            self._emit(alert)
+
+    def expire(self, now_monotonic: float) -> None:
+        """End events of tracks that went unseen even though no frame arrives (dead camera)."""
+        for alert in self.lifecycle.expire(now_monotonic):
+            self._emit(alert)
+
+    def close(self) -> None:
+        """End every open event (shutdown)."""
+        for alert in self.lifecycle.close_all():
+            self._emit(alert)
+
+    def _emit(self, alert: Alert) -> None:
+        self.alerts += 1
+        self._sink.emit(alert)
