@@ -65,6 +65,9 @@ class DatabaseConfig(_Strict):
     )
     busy_timeout_ms: int = Field(5000, ge=0, description="SQLite busy timeout.")
     writer_queue_size: int = Field(10000, ge=10, description="Events waiting for the writer thread.")
+    outbox_retention_h: float = Field(
+        168.0, gt=0, description="Alerts the broker acknowledged are deleted from the outbox after this."
+    )
 
 
 class DetectorConfig(_Strict):

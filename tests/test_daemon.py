@@ -1,0 +1,260 @@
+"""The whole daemon, end to end, against real components: the GStreamer RTSP server serving real
+footage, a private Mosquitto, SQLite / the local PostgreSQL, and the real detector."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.store import open_database
+from monitor.store.queries import count_unsent, list_events
+from monitor.types import Event
+from tests.fixtures.broker import Broker, Subscriber
+from tests.fixtures.rtsp import RtspServer
+from tests.support.daemon import DaemonProcess, write_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+WIDTH, HEIGHT = 768, 576
+MS = timedelta(milliseconds=1)
+READY_TIMEOUT_S = 120.0  # imports torch + loads and warms the model on a busy 2-core machine
+
+
+def config_for(
+    tmp_path: Path, mqtt_port: int, cameras: list[dict[str, Any]], *, db_url: str | None = None,
+    **sections: dict[str, Any],
+) -> Path:
+    tables: dict[str, dict[str, Any]] = {
+        "daemon": {"state_dir": str(tmp_path / "state"), "watchdog_interval_s": 1.0},
+        "database": {"url": db_url or f"sqlite:///{tmp_path / 'events.db'}"},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "reconnect_max_s": 2.0},
+        "detector": {"imgsz": 640, "threads": 1},
+        "source": {"reconnect_max_s": 2.0, "stall_timeout_s": 5.0},
+        "events": {"end_after_s": 2.0, "confirm_frames": 3, "update_interval_s": 3.0},
+    }
+    for name, values in sections.items():
+        tables.setdefault(name, {}).update(values)
+    return write_config(tmp_path / "monitor.toml", tables, cameras)
+
+
+def start_daemon(config: Path, tmp_path: Path) -> DaemonProcess:
+    daemon = DaemonProcess(config, tmp_path).start()
+    if not daemon.wait_notified("READY=1", READY_TIMEOUT_S):
+        daemon.stop()
+        pytest.fail(f"daemon never sent READY=1; log:\n{daemon.log[-3000:]}")
+    return daemon
+
+
+def alerts(messages: list[Any], kind: str | None = None) -> list[dict[str, Any]]:
+    out = []
+    for message in messages:
+        if "/events/" in message.topic:
+            payload = json.loads(message.payload)
+            if kind is None or payload["type"] == kind:
+                out.append(payload)
+    return out
+
+
+def assert_sane(event: Event, since: datetime, until: datetime) -> None:
+    box = event.box
+    assert 0 <= box.x1 < box.x2 <= WIDTH and 0 <= box.y1 < box.y2 <= HEIGHT, event
+    assert (box.x2 - box.x1) * (box.y2 - box.y1) < WIDTH * HEIGHT / 2, event  # a person, not the scene
+    assert event.label == "person"
+    assert 0.5 <= event.score <= 1.0
+    assert since - timedelta(seconds=5) <= event.start_time <= until, event
+    assert event.end_time is not None and event.start_time <= event.end_time <= until, event
+
+
+def test_two_rtsp_cameras_end_to_end(
+    tmp_path: Path, rtsp_server: RtspServer, broker: Broker
+) -> None:
+    cameras = [
+        {"name": "cam1", "url": rtsp_server.url("cam1", "viewer:hunter2"), "detect_fps": 2.0,
+         "zones": [{"name": "path", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}]},
+        {"name": "cam2", "url": rtsp_server.url("cam2"), "detect_fps": 2.0},
+    ]
+    config = config_for(tmp_path, broker.port, cameras)
+    with Subscriber(broker.port, ["monitor/#"]) as subscriber:
+        began = datetime.now(UTC)
+        daemon = start_daemon(config, tmp_path)
+        time.sleep(30)
+        rc = daemon.stop()
+        ended = datetime.now(UTC)
+        log = daemon.log
+        assert rc == 0, log[-3000:]
+        assert daemon.stop_seconds is not None and daemon.stop_seconds < 5.0, daemon.stop_seconds
+        assert any("WATCHDOG=1" in n for n in daemon.notifications)
+        assert "Traceback" not in log
+        assert "hunter2" not in log and "viewer:***@" in log
+
+        engine = open_database(f"sqlite:///{tmp_path / 'events.db'}")
+        events = list_events(engine, limit=10_000)
+        by_camera = Counter((e.camera, e.kind.value) for e in events)
+        assert by_camera[("cam1", "presence")] >= 1 and by_camera[("cam2", "presence")] >= 1, by_camera
+        assert by_camera[("cam1", "intrusion")] >= 1, by_camera  # the zone covers the whole frame
+        for event in events:
+            assert_sane(event, began, ended)
+            assert event.snapshot and Path(event.snapshot).read_bytes()[:2] == b"\xff\xd8"
+        assert count_unsent(engine) == 0
+
+        ids = {e.id for e in events}
+        assert subscriber.wait_for(lambda m: {a["id"] for a in alerts(m, "end")} >= ids, 10)
+        starts, ends = alerts(subscriber.messages, "start"), alerts(subscriber.messages, "end")
+        assert sorted(a["id"] for a in starts) == sorted(ids)  # one start per event, no strays
+        assert sorted(a["id"] for a in ends) == sorted(ids)
+        rows = {e.id: e for e in events}
+        for payload in ends:
+            row = rows[payload["id"]]
+            assert (payload["camera"], payload["kind"], payload["track_id"]) == (
+                row.camera, row.kind.value, row.track_id)
+            # The payload carries milliseconds; the database keeps microseconds.
+            assert abs(datetime.fromisoformat(payload["start_time"]) - row.start_time) < MS
+            assert row.end_time is not None
+            assert abs(datetime.fromisoformat(payload["end_time"]) - row.end_time) < MS
+            assert payload["box"] == pytest.approx(row.box.as_list(), abs=0.11)
+        availability = [m.payload for m in subscriber.messages if m.topic == "monitor/available"]
+        assert availability[0] == "online" and availability[-1] == "offline"
+
+    # The CLI reads the same rows back.
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "events", "--config", str(config), "--format",
+         "json", "--limit", "10000"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert {e["id"] for e in json.loads(result.stdout)} == ids
+    one = next(iter(ids))
+    shown = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "events", "show", one, "--config", str(config)],
+        capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and one in shown.stdout and "evidence:" in shown.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_broker_down_at_start_loses_no_alert(
+    tmp_path: Path, footage: Path, broker_factory: Any, backend: str, request: pytest.FixtureRequest
+) -> None:
+    db_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    broker = broker_factory(persistence=True)
+    # A subscriber with a persistent session registers once, so the broker queues alerts for it
+    # from the moment it comes back, whatever the order in which daemon and subscriber reconnect.
+    broker.start()
+    Subscriber(broker.port, ["monitor/events/#"], persistent=True).start().stop()
+    broker.stop()
+
+    cameras = [{"name": "lobby", "url": str(footage), "detect_fps": 3.0}]
+    config = config_for(tmp_path, broker.port, cameras, db_url=db_url)
+    daemon = start_daemon(config, tmp_path)
+    engine = open_database(db_url or f"sqlite:///{tmp_path / 'events.db'}")
+    deadline = time.monotonic() + 60
+    while count_unsent(engine) < 6 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert count_unsent(engine) >= 6, "no alerts queued while the broker was down"
+    assert "Traceback" not in daemon.log
+
+    broker.start()
+    subscriber = Subscriber(broker.port, ["monitor/events/#"], persistent=True).start()
+    try:
+        time.sleep(5)
+        rc = daemon.stop()
+        assert rc == 0, daemon.log[-3000:]
+        events = list_events(engine, limit=10_000)
+        ids = {e.id for e in events}
+        assert subscriber.wait_for(lambda m: {a["id"] for a in alerts(m, "end")} >= ids, 15), (
+            "not every event's end alert arrived")
+        starts = {a["id"] for a in alerts(subscriber.messages, "start")}
+        assert starts == ids
+        assert count_unsent(engine) == 0
+        # In order per camera: each event's start precedes its end.
+        seen: list[tuple[str, str]] = [(a["id"], a["type"]) for a in alerts(subscriber.messages)]
+        for event_id in ids:
+            assert seen.index((event_id, "start")) < seen.index((event_id, "end"))
+    finally:
+        subscriber.stop()
+
+
+def test_rtsp_server_restart_reconnects_and_events_resume(
+    tmp_path: Path, rtsp_server: RtspServer, broker: Broker
+) -> None:
+    cameras = [{"name": "gate", "url": rtsp_server.url("cam1"), "detect_fps": 3.0}]
+    config = config_for(tmp_path, broker.port, cameras)
+    daemon = start_daemon(config, tmp_path)
+    engine = open_database(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        deadline = time.monotonic() + 40
+        while not list_events(engine) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert list_events(engine), "no event before the outage"
+        threads_before = daemon.thread_count()
+
+        log_mark = len(daemon.log)
+        rtsp_server.stop()
+        assert daemon.wait_for_log("WARNING", 15, after=log_mark), daemon.log[log_mark:]
+        time.sleep(4)  # a few failed reconnects
+        restarted_at = datetime.now(UTC)
+        rtsp_server.start()
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(e.start_time >= restarted_at for e in list_events(engine)):
+                break
+            time.sleep(1)
+        resumed = [e for e in list_events(engine) if e.start_time >= restarted_at]
+        assert resumed, f"no event after the RTSP server came back:\n{daemon.log[log_mark:][-3000:]}"
+        assert daemon.thread_count() <= threads_before, "threads leaked over a reconnect"
+    finally:
+        rc = daemon.stop()
+    assert rc == 0
+    assert "Traceback" not in daemon.log
+
+
+def test_unreachable_camera_is_retried_not_fatal(tmp_path: Path, footage: Path, broker: Broker) -> None:
+    from tests.fixtures.broker import free_port
+
+    dead = f"rtsp://admin:topsecret@127.0.0.1:{free_port()}/nothing"
+    cameras = [
+        {"name": "dead", "url": dead, "detect_fps": 2.0},
+        {"name": "alive", "url": str(footage), "detect_fps": 2.0},
+    ]
+    config = config_for(tmp_path, broker.port, cameras)
+    daemon = start_daemon(config, tmp_path)
+    try:
+        assert daemon.wait_for_log("dead", 20)
+        time.sleep(6)
+        log = daemon.log
+        retries = [line for line in log.splitlines() if "WARNING" in line and "nothing" in line]
+        assert len(retries) >= 2, log[-3000:]
+        assert all("admin:***@" in line for line in retries)
+    finally:
+        rc = daemon.stop()
+    assert rc == 0
+    assert "topsecret" not in daemon.log
+    assert "Traceback" not in daemon.log
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "expected"),
+    [
+        ("detector", {"model": "/nonexistent/model.pt"}, "detector.model '/nonexistent/model.pt'"),
+        ("database", {"url": "postgresql+psycopg://monitor:pw@127.0.0.1:1/db"}, "monitor:***@"),
+    ],
+)
+def test_startup_failures_are_one_line(
+    tmp_path: Path, footage: Path, section: str, values: dict[str, Any], expected: str
+) -> None:
+    cameras = [{"name": "a", "url": str(footage)}]
+    config = config_for(tmp_path, 1, cameras, **{section: values})
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("monitor: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert ":pw@" not in result.stderr
