@@ -1,0 +1,6 @@
+# Sourced by the scripts: keep ultralytics offline and out of the home directory, so nothing is
+# downloaded or pip-installed behind our back at run time.
+export YOLO_OFFLINE="${YOLO_OFFLINE:-1}"
+export YOLO_AUTOINSTALL="${YOLO_AUTOINSTALL:-0}"
+export YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/monitor/ultralytics}"
+mkdir -p "$YOLO_CONFIG_DIR"
