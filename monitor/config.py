@@ -272,8 +272,35 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _expand_secrets(data)
     _resolve_paths(data, path.parent)
     return parse_config(data)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: str, key: str) -> str:
+    """Replace ``${NAME}`` with the environment variable NAME, so credentials in camera and
+    database URLs can live in the environment (systemd's EnvironmentFile) instead of the file."""
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in os.environ:
+            raise ConfigError(f"{key}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(lookup, value)
+
+
+def _expand_secrets(data: dict[str, Any]) -> None:
+    database = data.get("database")
+    if isinstance(database, dict) and isinstance(database.get("url"), str):
+        database["url"] = _expand_env(database["url"], "database.url")
+    cameras = data.get("cameras")
+    for index, camera in enumerate(cameras if isinstance(cameras, list) else []):
+        if isinstance(camera, dict) and isinstance(camera.get("url"), str):
+            camera["url"] = _expand_env(camera["url"], f"cameras[{index}].url")
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:

@@ -149,3 +149,23 @@ def test_check_config_cli(tmp_path: Path) -> None:
     missing = run_cli("check-config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2
     assert "cannot read config" in missing.stderr
+
+
+def test_urls_take_secrets_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text(
+        '[database]\nurl = "postgresql+psycopg://monitor:${DB_PW}@db/monitor"\n'
+        '[[cameras]]\nname = "a"\nurl = "rtsp://viewer:${CAM_PW}@10.0.0.5/s"\n'
+    )
+    monkeypatch.setenv("DB_PW", "dbsecret")
+    monkeypatch.setenv("CAM_PW", "camsecret")
+    config = load_config(path)
+    assert config.cameras[0].url == "rtsp://viewer:camsecret@10.0.0.5/s"
+    assert config.database.url == "postgresql+psycopg://monitor:dbsecret@db/monitor"
+
+    monkeypatch.delenv("CAM_PW")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == "cameras[0].url: environment variable CAM_PW is not set"
