@@ -137,7 +137,7 @@ def test_two_rtsp_cameras_end_to_end(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_broker_down_at_start_loses_no_alert(
+def test_broker_outages_lose_no_alert(
     tmp_path: Path, footage: Path, broker_factory: Any, backend: str, request: pytest.FixtureRequest
 ) -> None:
     db_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
@@ -161,7 +161,16 @@ def test_broker_down_at_start_loses_no_alert(
     broker.start()
     subscriber = Subscriber(broker.port, ["monitor/events/#"], persistent=True).start()
     try:
-        time.sleep(5)
+        assert subscriber.wait_for(lambda m: len(alerts(m)) >= 6, 20), "queued alerts never came"
+        # A second outage while the daemon is running and recording.
+        broker.stop()
+        deadline = time.monotonic() + 20
+        while count_unsent(engine) == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert count_unsent(engine) > 0, "no alert was recorded during the second outage"
+        time.sleep(2)
+        broker.start()
+        time.sleep(4)
         rc = daemon.stop()
         assert rc == 0, daemon.log[-3000:]
         events = list_events(engine, limit=10_000)
