@@ -75,7 +75,7 @@ class YoloDetector:
         self._config = config
         source = resolve_model(config.model)
         try:
-            from ultralytics import YOLO  # heavy import (torch): only when a detector is made
+            from ultralytics.models import YOLO  # heavy (torch): only when a detector is made
 
             self._model = YOLO(source, task="detect")
         except Exception as exc:  # ultralytics raises many types for a bad file

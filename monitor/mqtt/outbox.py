@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,7 +50,7 @@ class PendingRows(Protocol):
 class MarkSent(Protocol):
     """Record that the rows with these ids (ascending) were acknowledged by the broker."""
 
-    def __call__(self, ids: list[int]) -> None: ...
+    def __call__(self, ids: Sequence[int], /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

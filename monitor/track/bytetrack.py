@@ -59,7 +59,7 @@ class ByteTracker:
         )
         tracked = self._tracker.update_with_detections(sv_detections)
         tracks = []
-        if len(tracked):
+        if len(tracked) and tracked.tracker_id is not None:
             for index, track_id in zip(tracked.data["index"], tracked.tracker_id, strict=True):
                 tracks.append(Track(self._camera, int(track_id), items[int(index)]))
         return Tracks(frame=detections.frame, items=tuple(tracks))
