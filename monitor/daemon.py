@@ -30,7 +30,7 @@ from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.topics import outbox_message
 from monitor.pipeline import CameraPipeline
 from monitor.sdnotify import SystemdNotifier
-from monitor.store import EventWriter, open_database
+from monitor.store import EventWriter, StoreError, open_database
 from monitor.store.queries import delete_sent_before, pending_messages
 from monitor.track.bytetrack import ByteTracker
 from monitor.types import Alert, Detections
@@ -60,6 +60,7 @@ class Daemon:
         self._stop = threading.Event()
         self._sources: list[CameraSource] = []
         self._pipelines: dict[str, CameraPipeline] = {}
+        self._slots: dict[str, LatestFrame] = {}
         self._worker: InferenceWorker | None = None
         self._writer: EventWriter | None = None
         self._client: MqttClient | None = None
@@ -79,39 +80,56 @@ class Daemon:
     def run(self) -> int:
         """Start everything, serve until stopped, shut down cleanly. Returns the exit code."""
         try:
-            self._start()
+            started = self._start()
         except BaseException:
             self._shutdown()
             raise
-        names = ", ".join(self._pipelines)
-        log.info("watching %d camera(s): %s", len(self._pipelines), names)
-        self._notifier.notify("READY=1", f"STATUS=watching {len(self._pipelines)} camera(s)")
-        self._serve()
+        if started:
+            names = ", ".join(self._pipelines)
+            log.info("watching %d camera(s): %s", len(self._pipelines), names)
+            self._notifier.notify("READY=1", f"STATUS=watching {len(self._pipelines)} camera(s)")
+            self._serve()
         self._notifier.notify("STOPPING=1")
         self._shutdown()
         return 0
 
     # --- start --------------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the stages in order; False when a stop signal came in before the last one."""
+        steps = (self._start_store, self._start_mqtt, self._start_detection, self._start_sources)
+        for step in steps:
+            if self._stop.is_set():
+                log.info("stop requested during start-up")
+                return False
+            step()
+        return not self._stop.is_set()
+
+    def _start_store(self) -> None:
         config = self._config
-        config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
-        engine = open_database(config.database_url(), busy_timeout_ms=config.database.busy_timeout_ms)
-        self._engine = engine
+        try:
+            config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"daemon.state_dir {config.daemon.state_dir}: {exc.strerror}") from None
+        self._engine = open_database(
+            config.database_url(), busy_timeout_ms=config.database.busy_timeout_ms
+        )
         self._writer = EventWriter(
-            engine,
+            self._engine,
             queue_size=config.database.writer_queue_size,
             on_commit=lambda: self._publisher.wake() if self._publisher else None,
         )
         self._writer.start()
 
+    def _start_mqtt(self) -> None:
+        config, engine, writer = self._config, self._engine, self._writer
+        assert writer is not None
         self._client = MqttClient(
             config.mqtt,
             on_delivered=lambda mid: self._publisher.delivered(mid) if self._publisher else None,
             # Back online: start draining the outbox now rather than at the next poll.
             on_connection_change=lambda up: self._publisher.wake() if up and self._publisher else None,
         )
-        writer = self._writer
         self._publisher = OutboxPublisher(
             self._client,
             lambda after_id, limit: pending_messages(engine, after_id=after_id, limit=limit),
@@ -120,18 +138,19 @@ class Daemon:
         )
         self._client.start()
         self._publisher.start()
-        if self._stop.is_set():
+
+    def _start_detection(self) -> None:
+        config = self._config
+        assert self._writer is not None
+        detector = self._load_detector()
+        if detector is None:
             return
 
-        log.info("loading detector %s", config.detector.model)
-        detector = YoloDetector(config.detector)
-        detector.warm_up()
-        log.info("detector ready: %s, classes %s", detector.model_path, detector.class_names)
-
-        snapshots = SnapshotWriter(config.daemon.state_dir / "snapshots", config.events.snapshot_quality)
-        sink = _StoreSink(writer, config.mqtt.prefix)
+        snapshots = SnapshotWriter(
+            config.daemon.state_dir / "snapshots", config.events.snapshot_quality
+        )
+        sink = _StoreSink(self._writer, config.mqtt.prefix)
         wake = threading.Event()
-        slots: dict[str, LatestFrame] = {}
         for camera in config.cameras:
             lifecycle = EventLifecycle(
                 camera.name,
@@ -142,19 +161,47 @@ class Daemon:
             )
             tracker = ByteTracker(camera.name, config.tracker, camera.detect_fps)
             self._pipelines[camera.name] = CameraPipeline(tracker, lifecycle, snapshots, sink)
-            slots[camera.name] = LatestFrame(on_put=wake.set)
-
+            self._slots[camera.name] = LatestFrame(on_put=wake.set)
         self._worker = InferenceWorker(
             detector,
-            slots,
+            self._slots,
             {c.name: 1.0 / c.detect_fps for c in config.cameras},
             self._route,
             self._tick,
             wake,
         )
         self._worker.start()
-        for camera in config.cameras:
-            source = CameraSource(camera, config.source, slots[camera.name])
+
+    def _load_detector(self) -> YoloDetector | None:
+        """Load and warm the model in a helper thread, so a stop signal during the seconds it
+        takes is obeyed at once (None) instead of after it."""
+        config = self._config.detector
+        log.info("loading detector %s", config.model)
+        loaded: list[YoloDetector] = []
+        failed: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                detector = YoloDetector(config)
+                detector.warm_up()
+                loaded.append(detector)
+            except BaseException as exc:
+                failed.append(exc)
+
+        loader = threading.Thread(target=load, name="detector-load", daemon=True)
+        loader.start()
+        while loader.is_alive():
+            if self._stop.wait(0.1):
+                return None  # the loader is a daemon thread; the process exits without it
+        if failed:
+            raise failed[0]
+        detector = loaded[0]
+        log.info("detector ready: %s, classes %s", detector.model_path, detector.class_names)
+        return detector
+
+    def _start_sources(self) -> None:
+        for camera in self._config.cameras:
+            source = CameraSource(camera, self._config.source, self._slots[camera.name])
             log.info("camera %s: %s", camera.name, mask_url(camera.url))
             source.start()
             self._sources.append(source)
@@ -173,16 +220,26 @@ class Daemon:
         interval_s = self._config.daemon.watchdog_interval_s
         next_stats = time.monotonic() + _STATS_LOG_INTERVAL_S
         while not self._stop.wait(interval_s):
-            if self._worker is not None and self._worker.is_alive():
+            problem = self._health_problem()
+            if problem is None:
                 self._notifier.notify("WATCHDOG=1")
             else:
                 # No WATCHDOG=1: systemd's WatchdogSec restarts us; say why in the log.
-                log.error("inference worker is not running; withholding the watchdog ping")
+                log.error("%s; withholding the watchdog ping", problem)
             if time.monotonic() >= next_stats:
                 next_stats += _STATS_LOG_INTERVAL_S
                 self._log_stats()
                 self._log_worker_stats()
                 self._prune_outbox()
+
+    def _health_problem(self) -> str | None:
+        worker = self._worker
+        if worker is None or not worker.is_alive():
+            return "inference worker is not running"
+        stalled_s = worker.seconds_since_progress()
+        if stalled_s > self._config.daemon.worker_stall_s:
+            return f"inference worker made no progress for {stalled_s:.0f} s"
+        return None
 
     def _log_stats(self) -> None:
         for source in self._sources:
@@ -224,27 +281,33 @@ class Daemon:
     # --- stop ---------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        config = self._config.daemon
-        deadline = time.monotonic() + config.shutdown_timeout_s
+        """Stop in reverse start order within ``shutdown_timeout_s``.
 
-        def left(share_s: float) -> float:
-            return max(0.05, min(share_s, deadline - time.monotonic()))
+        Each stage gets a share of the budget; what a stage leaves unused goes to the next.
+        """
+        config = self._config.daemon
+        budget_s = config.shutdown_timeout_s
+        deadline = time.monotonic() + budget_s
+
+        def share(fraction: float) -> float:
+            return max(0.0, min(budget_s * fraction, deadline - time.monotonic()))
 
         for source in self._sources:
-            source.stop(left(0.5))
-        if self._worker is not None and not self._worker.stop(left(1.5)):
-            log.warning("inference worker did not stop in time; open events are ended anyway")
+            source.stop(share(0.1 / max(1, len(self._sources))))
+        if self._worker is not None and not self._worker.stop(share(0.25)):
+            log.warning("inference worker still busy; ending open events without it")
         for pipeline in self._pipelines.values():
-            pipeline.close()
+            pipeline.close()  # safe while the worker is busy: see CameraPipeline
         if self._writer is not None:
-            self._writer.flush(left(1.0))
+            self._writer.flush(share(0.15))
         if self._publisher is not None:
             self._publisher.wake()
-            if not self._publisher.flush(left(config.outbox_flush_timeout_s)):
+            flush_s = min(config.outbox_flush_timeout_s, deadline - time.monotonic())
+            if not self._publisher.flush(max(0.0, flush_s)):
                 log.info("broker did not take every alert before shutdown; they stay in the outbox")
-            self._publisher.stop(left(0.3))
+            self._publisher.stop(share(0.05))
         if self._client is not None:
-            self._client.stop(left(0.5))
+            self._client.stop(share(0.1))
         if self._writer is not None:
-            self._writer.stop(left(1.0))
+            self._writer.stop(max(0.1, deadline - time.monotonic()))
         log.info("stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from monitor.events.lifecycle import EventLifecycle
@@ -19,6 +20,10 @@ class AlertSink(Protocol):
 
 class CameraPipeline:
     """Runs in the inference thread for each of its camera's detection results.
+
+    ``close()`` may come from another thread (shutdown) while the inference thread is still busy:
+    a lock keeps the lifecycle single-threaded, and a closed pipeline ignores late results, so
+    no START can follow the END of shutdown.
 
     Args:
         tracker: this camera's tracker.
@@ -40,24 +45,36 @@ class CameraPipeline:
         self._sink = sink
         self.detections = 0
         self.alerts = 0
+        self._lock = threading.Lock()
+        self._closed = False
 
     def process(self, detections: Detections) -> None:
-        tracks = self._tracker.update(detections)
-        self.detections += len(detections.items)
-        for alert in self.lifecycle.update(tracks):
-            if alert.type is AlertType.START:
-                self._snapshots.write(detections.frame, alert.event)
-            self._emit(alert)
+        with self._lock:
+            if self._closed:
+                return
+            tracks = self._tracker.update(detections)
+            self.detections += len(detections.items)
+            for alert in self.lifecycle.update(tracks):
+                if alert.type is AlertType.START:
+                    self._snapshots.write(detections.frame, alert.event)
+                self._emit(alert)
 
     def expire(self, now_monotonic: float) -> None:
         """End events of tracks that went unseen even though no frame arrives (dead camera)."""
-        for alert in self.lifecycle.expire(now_monotonic):
-            self._emit(alert)
+        with self._lock:
+            if self._closed:
+                return
+            for alert in self.lifecycle.expire(now_monotonic):
+                self._emit(alert)
 
     def close(self) -> None:
-        """End every open event (shutdown)."""
-        for alert in self.lifecycle.close_all():
-            self._emit(alert)
+        """End every open event (shutdown); later results are ignored."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for alert in self.lifecycle.close_all():
+                self._emit(alert)
 
     def _emit(self, alert: Alert) -> None:
         self.alerts += 1

@@ -77,6 +77,7 @@ class InferenceWorker:
         self._next_due = {name: 0.0 for name in self._slots}
         self._batches = self._frames = self._errors = 0
         self._last_batch_ms = 0.0
+        self._heartbeat = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -91,6 +92,11 @@ class InferenceWorker:
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    def seconds_since_progress(self) -> float:
+        """Seconds since the loop last came round: large when a detector call or a hand-off
+        (e.g. a full store queue) is stuck, which the daemon's watchdog reports."""
+        return time.monotonic() - self._heartbeat
 
     def stats(self) -> WorkerStats:
         return WorkerStats(self._batches, self._frames, self._errors, self._last_batch_ms)
@@ -119,6 +125,7 @@ class InferenceWorker:
         next_tick = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
+            self._heartbeat = now
             if now >= next_tick:
                 self._guarded(self._on_tick)
                 next_tick = now + self._tick_interval_s
@@ -139,6 +146,8 @@ class InferenceWorker:
             self._batches += 1
             self._frames += len(frames)
             for result in results:
+                if self._stop.is_set():
+                    break  # shutdown has begun: the rest of this batch is not wanted
                 self._guarded(self._on_detections, result)
 
     def _guarded(self, func: Callable[..., None], *args: object) -> None:
