@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import __version__
-from monitor.config import Config, ConfigError, load_config
+from monitor.config import Config, ConfigError, load_config, load_database_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -40,6 +40,16 @@ def parse_time(text: str) -> datetime:
             f"cannot read time '{text}': use ISO-8601 (2026-11-25T10:00Z) or an age like 15m, 2h, 1d"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
+    return value
 
 
 def _setup_logging(level: str) -> None:
@@ -69,14 +79,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     daemon = Daemon(config)
     daemon.install_signal_handlers()
-    return daemon.run()
+    code = daemon.run()
+    # Everything is stopped, flushed and logged. Skip the interpreter's teardown: with torch and
+    # FFmpeg threads it takes seconds (eating the 5 s stop budget) and can abort if a worker
+    # thread is still inside a torch call.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _database_url(args: argparse.Namespace) -> str:
     if args.db:
         return str(args.db)
     if args.config:
-        return _load(args.config).database_url()
+        return load_database_url(args.config)
     raise UsageError("say which database: --config FILE or --db URL")
 
 
@@ -142,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--kind", choices=["presence", "intrusion", "loitering"])
     events.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")
     events.add_argument("--until", metavar="TIME", help="started before: ISO-8601 or an age")
-    events.add_argument("--limit", type=int, default=50, help="most events shown (default 50)")
+    events.add_argument(
+        "--limit", type=_positive_int, default=50, help="most events shown (default 50)"
+    )
     events.add_argument("--format", choices=["table", "json", "csv"], default="table")
     events.set_defaults(func=cmd_events)
     return parser
@@ -151,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from monitor.detect.yolo import DetectorError
+    from monitor.mqtt.client import MqttSetupError
     from monitor.store import StoreError
 
     try:
@@ -159,8 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"monitor: error: {line}", file=sys.stderr)
         return EXIT_USAGE
-    except (StoreError, DetectorError) as exc:
+    except (StoreError, DetectorError, MqttSetupError) as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:  # e.g. a TLS CA file that is not a certificate, a full disk
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"monitor: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK

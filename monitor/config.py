@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 
@@ -33,8 +33,8 @@ class MqttConfig(_Strict):
     client_id: str | None = Field(None, description="MQTT client id; default monitor-<host>-<pid>.")
     username: str | None = Field(None, description="Broker user; or env MONITOR_MQTT_USERNAME.")
     password: str | None = Field(None, description="Broker password; prefer password_file or env.")
-    password_file: Path | None = Field(None, description="File whose first line is the password.")
-    tls_ca_file: Path | None = Field(None, description="CA certificate: enables TLS when set.")
+    password_file: FilePath | None = Field(None, description="File whose first line is the password.")
+    tls_ca_file: FilePath | None = Field(None, description="CA certificate: enables TLS when set.")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the reconnect backoff.")
     max_inflight: int = Field(20, ge=1, le=1000, description="Unacknowledged QoS 1 messages at once.")
@@ -51,7 +51,8 @@ class MqttConfig(_Strict):
         if env := os.environ.get("MONITOR_MQTT_PASSWORD"):
             return env
         if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+            lines = self.password_file.read_text(encoding="utf-8").splitlines()
+            return lines[0].strip() if lines else ""
         return self.password
 
     def resolved_username(self) -> str | None:
@@ -65,6 +66,16 @@ class DatabaseConfig(_Strict):
         "A relative SQLite path is taken relative to [daemon] state_dir.",
     )
     busy_timeout_ms: int = Field(5000, ge=0, description="SQLite busy timeout.")
+
+    @field_validator("url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+            raise ValueError(
+                f"unsupported database URL '{mask_url(value)}': use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST/DB"
+            )
+        return value
     writer_queue_size: int = Field(10000, ge=10, description="Events waiting for the writer thread.")
     outbox_retention_h: float = Field(
         168.0, gt=0, description="Alerts the broker acknowledged are deleted from the outbox after this."
@@ -147,8 +158,14 @@ class CameraConfig(_Strict):
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
         if scheme and scheme not in {"rtsp", "rtsps", "http", "https", "file"}:
             raise ValueError(f"unsupported scheme '{scheme}://' (use rtsp://, http(s):// or a file)")
+        if scheme in {"rtsp", "rtsps", "http", "https"}:
+            authority = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+            if not authority.split(":", 1)[0]:
+                raise ValueError(f"'{mask_url(value)}' has no host")
         if not scheme and not Path(value).is_file():
-            raise ValueError(f"no such video file: {value}")
+            raise ValueError(
+                f"no such video file: {mask_url(value)} (a camera URL needs rtsp:// or http://)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -166,6 +183,15 @@ class SourceConfig(_Strict):
     reconnect_initial_s: float = Field(0.5, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential backoff.")
 
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SourceConfig:
+        if self.reconnect_initial_s > self.reconnect_max_s:
+            raise ValueError(
+                f"reconnect_initial_s ({self.reconnect_initial_s}) must not exceed "
+                f"reconnect_max_s ({self.reconnect_max_s})"
+            )
+        return self
+
 
 class EventsConfig(_Strict):
     confirm_frames: int = Field(3, ge=1, description="Frames a track needs before it is an event.")
@@ -179,13 +205,25 @@ class EventsConfig(_Strict):
 
 class DaemonConfig(_Strict):
     state_dir: Path = Field(
-        Path(os.environ.get("STATE_DIRECTORY", "./var")),
+        default_factory=lambda: Path(os.environ.get("STATE_DIRECTORY", "./var")),
         description="Snapshots and the SQLite file live here; systemd's StateDirectory by default.",
     )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     shutdown_timeout_s: float = Field(4.0, gt=0, le=60, description="Budget for a clean stop.")
     outbox_flush_timeout_s: float = Field(2.0, ge=0, description="Part of it spent flushing alerts.")
     watchdog_interval_s: float = Field(5.0, gt=0, description="How often WATCHDOG=1 is sent.")
+    worker_stall_s: float = Field(
+        60.0, gt=0, description="Inference loop stuck this long -> no WATCHDOG=1 (systemd restarts)."
+    )
+
+    @model_validator(mode="after")
+    def _flush_fits_the_budget(self) -> DaemonConfig:
+        if self.outbox_flush_timeout_s >= self.shutdown_timeout_s:
+            raise ValueError(
+                f"outbox_flush_timeout_s ({self.outbox_flush_timeout_s}) must be less than "
+                f"shutdown_timeout_s ({self.shutdown_timeout_s})"
+            )
+        return self
 
 
 class Config(_Strict):
@@ -208,16 +246,25 @@ class Config(_Strict):
 
     def database_url(self) -> str:
         """The database URL with a relative SQLite path placed under state_dir."""
-        url = self.database.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-            return prefix + str((self.daemon.state_dir / url[len(prefix):]).resolve())
-        return url
+        return _database_url(self.database.url, self.daemon.state_dir)
 
 
-def mask_url(url: str) -> str:
-    """Hide the password of a URL: ``rtsp://user:pw@host`` -> ``rtsp://user:***@host``."""
-    return re.sub(r"(://[^:/@\s]+):[^@/\s]*@", r"\1:***@", url)
+def _database_url(url: str, state_dir: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str((state_dir / url[len(prefix):]).resolve())
+    return url
+
+
+# user:password@host inside any text, with or without a scheme in front (a URL typed without
+# "://" still carries its password). The password runs to the LAST '@' before the host, as FFmpeg
+# reads it, so "p@ss" is masked whole; the user may be empty.
+_CREDENTIALS = re.compile(r"(?P<user>(?:^|(?<=://)|(?<=[\s/'\"]))[^\s:/@'\"]*):[^\s/]*@(?=[^\s@/]*(?:[/\s'\"]|$))")
+
+
+def mask_url(text: str) -> str:
+    """Hide passwords in URLs: ``rtsp://user:pw@host`` -> ``rtsp://user:***@host``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", text)
 
 
 def _known_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
@@ -262,20 +309,42 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError("\n".join(_format_error(e) for e in exc.errors())) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file. Raises ConfigError with a one-line reason per problem."""
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file. Raises ConfigError with a one-line reason per problem."""
+    path = Path(path)
+    data = _read_toml(path)
     _expand_secrets(data)
     _resolve_paths(data, path.parent)
     return parse_config(data)
+
+
+def load_database_url(path: str | Path) -> str:
+    """The database URL of a config file, reading only ``[daemon]`` and ``[database]``.
+
+    ``monitor events`` uses this: a query must not need the cameras' secrets or footage.
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    subset: dict[str, Any] = {k: data[k] for k in ("daemon", "database") if k in data}
+    _expand_secrets(subset)
+    _resolve_paths(subset, path.parent)
+    try:
+        daemon = DaemonConfig.model_validate(subset.get("daemon", {}))
+        database = DatabaseConfig.model_validate(subset.get("database", {}))
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_format_error(e) for e in exc.errors())) from None
+    return _database_url(database.url, daemon.state_dir)
 
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

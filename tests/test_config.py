@@ -67,6 +67,27 @@ def test_defaults() -> None:
             "cameras[0].zones[0].polygon: corner [2.0, 0.0] is outside 0..1",
         ),
         (minimal(events={"end_after_s": -1}), "events.end_after_s: Input should be greater than 0"),
+        (
+            minimal(database={"url": "postgres://u:pw@h/db"}),
+            "database.url: unsupported database URL 'postgres://u:***@h/db'",
+        ),
+        ({"cameras": [{"name": "a", "url": "rtsp://"}]}, "cameras[0].url: 'rtsp://' has no host"),
+        (
+            {"cameras": [{"name": "a", "url": "rtsp//admin:secret@10.0.0.5/s"}]},
+            "no such video file: rtsp//admin:***@10.0.0.5/s (a camera URL needs rtsp://",
+        ),
+        (
+            minimal(mqtt={"password_file": "/nonexistent/pw"}),
+            "mqtt.password_file: Path does not point to a file",
+        ),
+        (
+            minimal(source={"reconnect_initial_s": 60, "reconnect_max_s": 30}),
+            "source: reconnect_initial_s (60.0) must not exceed reconnect_max_s (30.0)",
+        ),
+        (
+            minimal(daemon={"shutdown_timeout_s": 2, "outbox_flush_timeout_s": 3}),
+            "daemon: outbox_flush_timeout_s (3.0) must be less than shutdown_timeout_s (2.0)",
+        ),
     ],
 )
 def test_errors_name_the_key(data: dict, expected: str) -> None:
@@ -89,6 +110,11 @@ def test_every_problem_is_one_line() -> None:
         ("rtsp://admin:hunter2@10.0.0.5:554/s", "rtsp://admin:***@10.0.0.5:554/s"),
         ("rtsp://10.0.0.5/s", "rtsp://10.0.0.5/s"),
         ("could not open rtsp://u:p@h/x now", "could not open rtsp://u:***@h/x now"),
+        ("rtsp://admin:p@ss@10.0.0.5/s", "rtsp://admin:***@10.0.0.5/s"),  # FFmpeg's reading
+        ("rtsp://:pw@10.0.0.5/s", "rtsp://:***@10.0.0.5/s"),
+        ("/srv/rtsp/admin:pw@10.0.0.5/s", "/srv/rtsp/admin:***@10.0.0.5/s"),  # missing ://
+        ("postgresql+psycopg://m:pw@db:5432/x", "postgresql+psycopg://m:***@db:5432/x"),
+        ("http://10.0.0.5:8080/x", "http://10.0.0.5:8080/x"),
     ],
 )
 def test_mask_url(url: str, masked: str) -> None:
@@ -169,3 +195,17 @@ def test_urls_take_secrets_from_the_environment(
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == "cameras[0].url: environment variable CAM_PW is not set"
+
+
+def test_events_query_needs_no_camera_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.config import load_database_url
+
+    path = tmp_path / "monitor.toml"
+    path.write_text(
+        '[daemon]\nstate_dir = "state"\n'
+        '[[cameras]]\nname = "a"\nurl = "rtsp://viewer:${CAM_PW}@10.0.0.5/s"\n'
+    )
+    monkeypatch.delenv("CAM_PW", raising=False)
+    assert load_database_url(path) == f"sqlite:///{tmp_path / 'state' / 'monitor.db'}"

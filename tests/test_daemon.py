@@ -252,11 +252,19 @@ def test_unreachable_camera_is_retried_not_fatal(tmp_path: Path, footage: Path, 
     [
         ("detector", {"model": "/nonexistent/model.pt"}, "detector.model '/nonexistent/model.pt'"),
         ("database", {"url": "postgresql+psycopg://monitor:pw@127.0.0.1:1/db"}, "monitor:***@"),
+        ("detector", {"model": "NOT_A_MODEL"}, "detector.model"),
+        ("daemon", {"state_dir": "/proc/monitor-state"}, "daemon.state_dir /proc/monitor-state"),
+        ("mqtt", {"tls_ca_file": "NOT_A_CERT"}, "mqtt.tls_ca_file"),
     ],
 )
 def test_startup_failures_are_one_line(
     tmp_path: Path, footage: Path, section: str, values: dict[str, Any], expected: str
 ) -> None:
+    not_a_file = tmp_path / "garbage.bin"
+    not_a_file.write_bytes(b"this is not a model nor a certificate\n" * 10)
+    for key, value in values.items():
+        if value in {"NOT_A_MODEL", "NOT_A_CERT"}:
+            values = {**values, key: str(not_a_file)}
     cameras = [{"name": "a", "url": str(footage)}]
     config = config_for(tmp_path, 1, cameras, **{section: values})
     result = subprocess.run(

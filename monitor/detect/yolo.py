@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def resolve_model(spec: str) -> str:
     path = Path(spec).expanduser()
     if path.is_file():
         return str(path)
+    if path.is_absolute() or spec.startswith("."):
+        raise DetectorError(f"detector.model '{spec}': no such file")
     head, _, rest = spec.partition("/")
     if rest:
         try:
@@ -78,17 +81,24 @@ class YoloDetector:
             from ultralytics.models import YOLO  # heavy (torch): only when a detector is made
 
             self._model = YOLO(source, task="detect")
+            self.class_names: dict[int, str] = dict(self._model.names)
         except Exception as exc:  # ultralytics raises many types for a bad file
-            raise DetectorError(f"detector.model '{config.model}': cannot load: {exc}") from None
-        self.class_names: dict[int, str] = dict(self._model.names)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DetectorError(f"detector.model '{config.model}': cannot load: {first}") from None
         self.model_path = source
-        self._threads_set = False
+        self._threads_set_in: int | None = None  # OS thread whose torch thread count we set
 
     def warm_up(self) -> None:
         """Run one inference on a blank frame so the first real frame is not slow, then set the
         thread count (ultralytics' first CPU predict resets torch's thread count)."""
         blank = np.zeros((480, 640, 3), dtype=np.uint8)
-        self._predict([blank])
+        try:
+            self._predict([blank])
+        except Exception as exc:  # a file that loads but is no detector, a bad device string...
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DetectorError(
+                f"detector.model '{self._config.model}': cannot run it: {first}"
+            ) from None
 
     def _predict(self, images: list[np.ndarray]) -> list[object]:
         results = self._model.predict(
@@ -99,13 +109,14 @@ class YoloDetector:
             device=self._config.device,
             verbose=False,
         )
-        if not self._threads_set:
+        if self._threads_set_in != threading.get_ident():
             import torch
 
             # torch's thread count is per OS thread and ultralytics overrides it on the first
-            # predict; set it here, in the inference thread, after that first call.
+            # predict; set it in whichever thread predicts (warm-up and inference differ), after
+            # that first call.
             torch.set_num_threads(self._config.threads)
-            self._threads_set = True
+            self._threads_set_in = threading.get_ident()
         return list(results)
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:

@@ -36,6 +36,10 @@ ONLINE = "online"
 OFFLINE = "offline"
 
 
+class MqttSetupError(Exception):
+    """The client cannot be set up from its config (e.g. an unreadable CA file); one line."""
+
+
 class PublishError(Exception):
     """paho refused to queue a message (it was not taken; publish it again later)."""
 
@@ -97,7 +101,7 @@ class MqttClient:
             try:
                 client.tls_set(ca_certs=str(config.tls_ca_file))
             except (OSError, ValueError) as exc:
-                raise ValueError(
+                raise MqttSetupError(
                     f"mqtt.tls_ca_file: cannot load {config.tls_ca_file}: {exc}"
                 ) from None
         client.will_set(self._availability_topic, OFFLINE, qos=1, retain=True)
