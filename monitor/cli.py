@@ -32,7 +32,10 @@ def parse_time(text: str) -> datetime:
     """``2026-11-25T10:00``, ``2026-11-25`` (UTC unless an offset is given) or ``15m``/``2h``/``1d`` ago."""
     match = _RELATIVE.match(text.strip())
     if match:
-        return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+        try:
+            return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+        except OverflowError:
+            raise UsageError(f"cannot read time '{text}': that age reaches before year 1") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

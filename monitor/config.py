@@ -97,6 +97,11 @@ class DetectorConfig(_Strict):
         "detections to keep existing tracks alive; events need [events] confirm_min_score.",
     )
     iou: float = Field(0.5, gt=0.0, le=1.0, description="NMS IoU threshold.")
+    agnostic_nms: bool = Field(
+        True,
+        description="NMS across classes. The default model's two classes (Normal/Fall) are one "
+        "person; per-class NMS boxes the same person twice now and then.",
+    )
     device: str = Field("cpu", description="torch device string.")
     threads: int = Field(2, ge=1, le=64, description="torch intra-op threads of the inference thread.")
     class_labels: dict[str, str] = Field(

@@ -78,6 +78,7 @@ class InferenceWorker:
         self._batches = self._frames = self._errors = 0
         self._last_batch_ms = 0.0
         self._heartbeat = time.monotonic()
+        self._scan_start = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -105,7 +106,13 @@ class InferenceWorker:
         """Take the frames of cameras that are due; also return seconds until the next is due."""
         frames: list[Frame] = []
         wait_s = self._tick_interval_s
-        for name, slot in self._slots.items():
+        names = list(self._slots)
+        # Start each scan one camera further on: when the detector cannot keep up and batches
+        # are full, the first cameras in config order must not take every place in them.
+        start = self._scan_start % len(names) if names else 0
+        self._scan_start += 1
+        for name in names[start:] + names[:start]:
+            slot = self._slots[name]
             due_in = self._next_due[name] - now
             if due_in > 0:
                 wait_s = min(wait_s, due_in)

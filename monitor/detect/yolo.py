@@ -106,6 +106,7 @@ class YoloDetector:
             imgsz=self._config.imgsz,
             conf=self._config.min_score,
             iou=self._config.iou,
+            agnostic_nms=self._config.agnostic_nms,
             device=self._config.device,
             verbose=False,
         )
