@@ -540,8 +540,11 @@ def test_broker_restart_mid_stream(
     make_rig: Callable[..., Rig],
     in_flight_at_drop: int,
 ) -> None:
-    """The broker dies with ``in_flight_at_drop`` messages unacknowledged while rows keep coming.
+    """The broker crashes with ``in_flight_at_drop`` messages unacknowledged while rows keep coming.
 
+    The broker is frozen, so the next rows stay in flight, then killed, so it never reads them:
+    nothing else can acknowledge them. It comes back with the database saved just before the
+    freeze, which holds the subscriber's persistent session and everything published so far.
     With the window only partly used, new rows could overtake paho's re-sends after the
     reconnect; the subscriber's persistent session catches every message, even those published
     before it is back.
@@ -569,12 +572,17 @@ def test_broker_restart_mid_stream(
         assert wait_until(lambda: rig.outbox.sent_count >= 60, 5.0)
         with paused:
             assert rig.publisher.flush(2.0), rig.publisher.stats()
-            broker.freeze()  # acks stop: exactly the next rows stay in flight, then the broker dies
+            # Acknowledged rows are marked sent and never published again: they must reach the
+            # subscriber, and be in the saved database, before the crash.
+            sent = set(range(1, len(rig.outbox) + 1))
+            assert sub.wait_for(lambda m: {i for _, i in first_deliveries(m)} == sent, 5.0)
+            broker.save()
+            broker.freeze()  # acks stop: exactly the next rows stay in flight
             for i in range(in_flight_at_drop):
                 rig.outbox.add(CAMERAS[i % 3])
             rig.publisher.wake()
             assert wait_until(lambda: rig.publisher.stats().in_flight == in_flight_at_drop, 2.0)
-            broker.stop()
+            broker.kill()  # dies frozen: the in-flight rows are never read, let alone acked
             # No new rows until the client has noticed: nothing can slip in before that.
             assert wait_until(lambda: not rig.client.is_connected, 2.0)
         marked_at_stop = rig.outbox.sent_count
