@@ -102,11 +102,11 @@ def writer(engine: Engine) -> Iterator[EventWriter]:
 
 
 @contextmanager
-def write_lock(db_url: str) -> Iterator[None]:
+def write_lock(db_url: str, table: str = "events") -> Iterator[None]:
     """Hold a lock, from another connection, that makes the store's writes fail.
 
-    SQLite: an exclusive transaction (the store's busy timeout must be short). PostgreSQL: an
-    ACCESS EXCLUSIVE table lock (the database's lock_timeout must be short).
+    SQLite: an exclusive transaction on the whole file (the store's busy timeout must be short).
+    PostgreSQL: an ACCESS EXCLUSIVE lock on ``table`` (the database's lock_timeout must be short).
     """
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":
@@ -119,7 +119,7 @@ def write_lock(db_url: str) -> Iterator[None]:
             conn.close()
         return
     with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as conn:
-        conn.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         try:
             yield
         finally:
@@ -304,6 +304,111 @@ def test_delete_sent_before_keeps_unsent_and_never_reuses_ids(
     record(writer, AlertType.START, make_event())
     assert writer.flush(timeout_s=5.0)
     assert outbox_rows(engine)[-1].id > ids[-1]
+
+
+def statement_threads(engine: Engine, prefix: str) -> list[str]:
+    """Names of the threads that run each statement starting with ``prefix``, as they run."""
+    threads: list[str] = []
+    sa_event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, _p, _ctx, _many: (
+            threads.append(threading.current_thread().name) if sql.startswith(prefix) else None
+        ),
+    )
+    return threads
+
+
+def test_prune_sent_before_deletes_old_sent_rows_on_the_writer_thread(
+    engine: Engine, writer: EventWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.store")
+    for _ in range(5):
+        record(writer, AlertType.START, make_event())
+    assert writer.flush(timeout_s=5.0)
+    a, b, c, d, e = [m.id or 0 for m in pending_messages(engine, after_id=0, limit=10)]
+    writer.mark_sent([a, b, e])  # e, the newest: SQLite without AUTOINCREMENT would reuse its id
+    assert writer.flush(timeout_s=5.0)
+    time.sleep(0.01)
+    cutoff = datetime.now(timezone.utc)
+    time.sleep(0.01)
+    writer.mark_sent([c])  # sent after the cutoff: kept
+    assert writer.flush(timeout_s=5.0)
+    deletes = statement_threads(engine, "DELETE FROM outbox")
+
+    writer.prune_sent_before(cutoff)
+    assert writer.flush(timeout_s=5.0)
+    assert [r.id for r in outbox_rows(engine)] == [c, d]  # d was never sent
+    assert deletes == ["store-writer"]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any(m.startswith("pruned 3 outbox rows sent before ") for m in infos), infos
+
+    caplog.clear()
+    writer.prune_sent_before(cutoff)  # nothing left to delete: nothing logged
+    record(writer, AlertType.START, make_event())
+    assert writer.flush(timeout_s=5.0)
+    assert not [r for r in caplog.records if "pruned" in r.getMessage()]
+    assert outbox_rows(engine)[-1].id > e
+
+
+def test_failed_prune_is_one_warning_and_not_retried(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = open_with_short_lock_wait(db_url)
+    writer = EventWriter(engine, **FAST_RETRY)
+    writer.start()
+    try:
+        for _ in range(2):
+            record(writer, AlertType.START, make_event())
+        assert writer.flush(timeout_s=5.0)
+        writer.mark_sent([m.id for m in pending_messages(engine, after_id=0, limit=10) if m.id])
+        assert writer.flush(timeout_s=5.0)
+        deletes = statement_threads(engine, "DELETE FROM outbox")
+        cutoff = datetime.now(timezone.utc) + timedelta(seconds=1)
+        with write_lock(db_url, table="outbox"):
+            writer.prune_sent_before(cutoff)
+            assert writer.flush(timeout_s=5.0)  # done (dropped) while the lock is still held
+            time.sleep(0.3)  # a retry would happen now
+            assert deletes == ["store-writer"]
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+        assert warnings[0].startswith("outbox pruning on "), warnings
+        assert len(outbox_rows(engine)) == 2
+
+        record(writer, AlertType.START, make_event())  # the writer goes on
+        writer.prune_sent_before(cutoff)  # the next run prunes what the failed one left
+        assert writer.flush(timeout_s=5.0)
+        assert len(outbox_rows(engine)) == 1 and count_unsent(engine) == 1
+    finally:
+        writer.stop(timeout_s=5.0)
+        engine.dispose()
+
+
+def test_prune_never_blocks_and_one_queued_prune_takes_the_newest_cutoff(
+    engine: Engine, writer: EventWriter
+) -> None:
+    record(writer, AlertType.START, make_event())
+    assert writer.flush(timeout_s=5.0)
+    writer.mark_sent([1])
+    writer.stop(timeout_s=5.0)
+    now = datetime.now(timezone.utc)
+
+    idle = EventWriter(engine, queue_size=1)  # not started: nothing leaves its queue
+    record(idle, AlertType.START, make_event())  # the queue is full now
+    deletes = statement_threads(engine, "DELETE FROM outbox")
+    started = time.monotonic()
+    idle.prune_sent_before(now - timedelta(days=1))  # would keep the sent row
+    idle.prune_sent_before(now + timedelta(days=1))  # moves the queued prune's cutoff forward
+    idle.prune_sent_before(now - timedelta(days=2))  # an older cutoff never moves it back
+    assert time.monotonic() - started < 0.1 and idle.pending() == 2
+    with pytest.raises(ValueError, match="naive"):
+        idle.prune_sent_before(datetime(2025, 3, 1))
+    idle.start()
+    idle.stop(timeout_s=5.0)
+    assert deletes == ["store-writer"]
+    assert [r.sent_at for r in outbox_rows(engine)] == [None]  # the sent row went, the new stays
+    with pytest.raises(RuntimeError, match="stopped"):
+        idle.prune_sent_before(now)
 
 
 def test_record_is_atomic_and_one_bad_item_does_not_block_the_rest(

@@ -1,7 +1,8 @@
 """Durable storage: events and the MQTT outbox in SQLite or PostgreSQL.
 
 The only package that imports SQLAlchemy or alembic. ``open_database`` creates the engine and
-migrates the schema; ``EventWriter`` is the single writer thread; ``queries`` is the read side.
+migrates the schema; ``EventWriter`` is the single writer thread (alerts, sent-marks and outbox
+pruning: ``EventWriter.prune_sent_before``); ``queries`` is the read side.
 """
 
 from monitor.store.db import StoreError, open_database

@@ -1,8 +1,9 @@
 """The single writer thread: each alert's event row and outbox row in one transaction.
 
-SQLite allows one writer at a time, so every write of the daemon goes through this thread. Callers
-only enqueue; the thread drains the queue in batches, one transaction per batch. A full queue
-blocks the caller (backpressure) rather than dropping alerts.
+SQLite allows one writer at a time, so every write of the daemon goes through this thread,
+outbox pruning included. Callers only enqueue; the thread drains the queue in batches, one
+transaction per batch (a prune gets a transaction of its own). A full queue blocks the caller
+(backpressure) rather than dropping alerts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from monitor.store.db import first_line, masked_url
 from monitor.store.models import EventRow, OutboxRow, require_utc, utcnow
+from monitor.store.queries import delete_sent_before
 from monitor.types import Alert, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,14 @@ class _MarkSent:
     outbox_ids: tuple[int, ...]
 
 
-_Item = _Record | _MarkSent
+@dataclass(frozen=True, slots=True)
+class _Prune:
+    """Delete sent outbox rows; the cutoff is read from the writer when the prune runs."""
+
+    seq: int
+
+
+_Item = _Record | _MarkSent | _Prune
 
 
 class _Aborted(Exception):
@@ -57,7 +67,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 class EventWriter:
-    """Writes alerts (event + outbox row) and sent-marks from one thread, in batches.
+    """Writes alerts (event + outbox row), sent-marks and outbox prunes from one thread.
 
     Args:
         engine: from ``open_database``.
@@ -102,6 +112,8 @@ class EventWriter:
         self._done = 0  # seq of the newest item committed (or dropped as unwritable)
         self._closed = False
         self._finished = False
+        # Cutoff of the one prune waiting in the queue (None: no prune is queued).
+        self._prune_cutoff: datetime | None = None
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -137,6 +149,33 @@ class EventWriter:
         ids = tuple(outbox_ids)
         if ids:
             self._put(lambda seq: _MarkSent(seq, ids))
+
+    def prune_sent_before(self, cutoff: datetime) -> None:
+        """Queue deleting the outbox rows the broker acknowledged before ``cutoff``.
+
+        Housekeeping, so it never blocks: it may exceed ``queue_size`` by this one item, and while
+        a prune is still queued a new call only moves that prune's cutoff forward. The writer runs
+        it in a transaction of its own, logs the rows deleted, and on failure logs one warning
+        and drops it (the next call prunes what this one left). Unsent rows are never deleted.
+
+        Args:
+            cutoff: aware datetime; rows with ``sent_at`` before it are deleted.
+
+        Raises:
+            ValueError: ``cutoff`` is naive.
+            RuntimeError: the writer was stopped.
+        """
+        cutoff = require_utc(cutoff, "cutoff")
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("EventWriter is stopped; nothing more can be pruned")
+            if self._prune_cutoff is not None:
+                self._prune_cutoff = max(self._prune_cutoff, cutoff)
+                return
+            self._prune_cutoff = cutoff
+            self._enqueued += 1
+            self._items.append(_Prune(self._enqueued))
+            self._cond.notify_all()
 
     def pending(self) -> int:
         """Items accepted but not yet committed (queued or in the batch being written)."""
@@ -217,6 +256,20 @@ class EventWriter:
                 self._cond.notify_all()
 
     def _write(self, batch: list[_Item]) -> None:
+        """Commit the batch in order; each prune splits it and runs in its own transaction."""
+        run: list[_Item] = []
+        for item in batch:
+            if isinstance(item, _Prune):
+                if run:
+                    self._write_run(run)
+                    run = []
+                self._prune()
+            else:
+                run.append(item)
+        if run:
+            self._write_run(run)
+
+    def _write_run(self, batch: list[_Item]) -> None:
         try:
             self._commit_retrying(batch)
         except _Aborted:
@@ -225,7 +278,7 @@ class EventWriter:
             if len(batch) > 1:
                 # One bad item must not block the others: write them one by one.
                 for item in batch:
-                    self._write([item])
+                    self._write_run([item])
                 return
             log = logger.error if isinstance(exc, DBAPIError) else logger.exception
             log("dropping %s that %s refuses: %s", _describe(batch[0]), self._name, first_line(exc))
@@ -235,6 +288,29 @@ class EventWriter:
                 self._on_commit()
             except Exception:
                 logger.exception("store writer: on_commit callback failed")
+
+    def _prune(self) -> None:
+        """Run the queued prune once: no retry, it is housekeeping that runs again later."""
+        with self._cond:
+            cutoff, self._prune_cutoff = self._prune_cutoff, None
+        if cutoff is None:
+            return
+        try:
+            deleted = delete_sent_before(self._engine, cutoff)
+        except Exception as exc:  # housekeeping: whatever went wrong, the writer goes on
+            logger.warning(
+                "outbox pruning on %s skipped until the next run: %s",
+                self._name,
+                first_line(exc),
+            )
+            return
+        if deleted:
+            logger.info(
+                "pruned %d outbox rows sent before %s from %s",
+                deleted,
+                cutoff.isoformat(timespec="seconds"),
+                self._name,
+            )
 
     def _commit_retrying(self, batch: list[_Item]) -> None:
         delay = self._retry_initial_s
@@ -278,7 +354,7 @@ class EventWriter:
                             payload=message.payload,
                         )
                     )
-                else:
+                elif isinstance(item, _MarkSent):
                     session.execute(
                         update(OutboxRow)
                         .where(OutboxRow.id.in_(item.outbox_ids), OutboxRow.sent_at.is_(None))
@@ -322,4 +398,6 @@ def _upsert_event(session: Session, alert: Alert) -> None:
 def _describe(item: _Item) -> str:
     if isinstance(item, _Record):
         return f"{item.alert.type.value} alert of event {item.alert.event.id}"
-    return f"sent-mark of outbox ids {list(item.outbox_ids)}"
+    if isinstance(item, _MarkSent):
+        return f"sent-mark of outbox ids {list(item.outbox_ids)}"
+    return "outbox prune"
