@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 import socket
 import statistics
 import threading
@@ -194,8 +196,10 @@ def test_file_loops_with_increasing_indexes(short_clip: Path, collect: Any,
 def test_file_without_loop_ends(short_clip: Path) -> None:
     slot = LatestFrame()
     source = CameraSource(CameraConfig(name="once", url=str(short_clip), loop_file=False), FAST, slot)
+    assert not source.is_alive()
     source.start()
     assert wait_until(lambda: source.stats().state == "ended", 3.0)
+    assert wait_until(lambda: not source.is_alive(), 1.0)
     assert source.stats().frames_read == 5
     assert source.stop(timeout_s=1.0)
     assert source.stats().state == "ended"
@@ -204,16 +208,26 @@ def test_file_without_loop_ends(short_clip: Path) -> None:
 # --- CameraSource with fake captures: failures, backoff, stop -----------------------------------
 
 class FakeCapture:
-    """A capture whose reads follow a script: an array, False (failed read), or an exception."""
+    """A capture whose reads follow a script: an array, True (a read without picture), False (a
+    failed read), an exception, or an Event (a read blocked until it is set).
 
-    def __init__(self, script: Iterator[Any], opened: bool = True) -> None:
-        self._script, self._opened = script, opened
+    Args:
+        read_s: wall-clock seconds each read takes before it returns, as a camera's would.
+        fps: the frame rate it declares (a file source is paced to it).
+    """
+
+    def __init__(self, script: Iterator[Any], opened: bool = True, read_s: float = 0.0,
+                 fps: float = 10.0) -> None:
+        self._script, self._opened, self._read_s, self._fps = script, opened, read_s, fps
         self.released = False
+        self.released_at: float | None = None
 
     def isOpened(self) -> bool:  # noqa: N802
         return self._opened
 
     def read(self) -> tuple[bool, Any]:
+        if self._read_s:
+            time.sleep(self._read_s)
         step = next(self._script, False)
         if isinstance(step, BaseException):
             raise step
@@ -223,10 +237,11 @@ class FakeCapture:
         return (True, step) if isinstance(step, np.ndarray) else (bool(step), None)
 
     def get(self, propId: int) -> float:  # noqa: N803
-        return 10.0
+        return self._fps if propId == cv2.CAP_PROP_FPS else 0.0
 
     def release(self) -> None:
         self.released = True
+        self.released_at = time.monotonic()
 
 
 def fake_camera(name: str = "fake") -> CameraConfig:
@@ -275,24 +290,120 @@ def test_read_failure_releases_and_reopens_with_backoff_reset(
     assert "Traceback" not in caplog.text
 
 
-def test_stall_without_frames_reopens(caplog: pytest.LogCaptureFixture) -> None:
-    empty_reads = iter(lambda: True, None)  # read() "succeeds" but never yields a picture
-    config = FAST.model_copy(update={"stall_timeout_s": 0.2})
-    source = start_fake(lambda: FakeCapture(empty_reads), config)
-    assert wait_until(lambda: bool(warnings_of(caplog)), 2.0)
+STALL = FAST.model_copy(update={"stall_timeout_s": 0.5})
+# Reads that succeed with a picture a Frame cannot hold; each stands for a real decoder failure.
+UNUSABLE = [
+    pytest.param(True, id="no-picture"),  # cv2 grabbed a packet but decoded nothing
+    pytest.param(np.zeros((0, 0, 3), np.uint8), id="empty"),
+    pytest.param(np.zeros((4, 4), np.uint8), id="grey"),
+    pytest.param(np.zeros((4, 4, 4), np.uint8), id="four-channels"),
+    pytest.param(np.zeros((4, 4, 3), np.float32), id="float"),
+]
+
+
+@pytest.mark.parametrize("unusable", UNUSABLE)
+def test_stream_of_unusable_pictures_is_reopened_after_the_stall_timeout(
+        unusable: Any, collect: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """An RTSP camera whose connection stays up and whose reads keep succeeding at 20 fps, but
+    whose decoder yields nothing usable after one good frame (e.g. an H.264 stream that lost its
+    keyframes). Only the wall clock can tell: no read ever fails."""
+    opened: list[FakeCapture] = []
+
+    def make() -> FakeCapture:
+        if opened:  # the reopened stream is healthy again
+            script: Iterator[Any] = itertools.repeat(IMAGE)
+        else:
+            script = itertools.chain([IMAGE], itertools.repeat(unusable))
+        opened.append(FakeCapture(script, read_s=0.05))
+        return opened[-1]
+
+    slot, collector = collect()
+    source = CameraSource(fake_camera(), STALL, slot, open_capture=lambda url, cfg: make())
+    source.start()
+    assert wait_until(lambda: source.stats().reconnects == 1, 3.0)
     assert source.stop(timeout_s=1.0)
-    assert "stalled: no frame for 0." in warnings_of(caplog)[0]  # 0.2 s, or a bit more
-    assert source.stats().reconnects == 0  # frames never came back
+
+    first_frame = collector.frames[0]
+    assert first_frame.index == 0 and opened[0].released_at is not None
+    silent_s = opened[0].released_at - first_frame.monotonic
+    assert 0.5 <= silent_s < 0.5 + 0.5, silent_s  # the timeout, plus at most ~one read (+ load)
+    [warning] = warnings_of(caplog)
+    assert re.fullmatch(r"camera fake: stalled: no frame for 0\.[5-9] s \(\d+ unusable pictures\) "
+                        r"\(rtsp://user:\*\*\*@camera\.invalid/stream\); retrying in 0\.1 s",
+                        warning), warning
+    assert all(f.image.shape == (4, 4, 3) for f in collector.frames)
+    assert source.stats().state == "stopped" and "secret" not in caplog.text
+
+
+def test_reads_too_slow_to_deliver_a_frame_in_time_are_reopened(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A camera on a saturated link: each read returns a good picture, but only after longer
+    than stall_timeout_s (which cv2 allows when read_timeout_s exceeds it). The stream counts as
+    stalled: nothing is delivered and it is reopened every time."""
+    opened: list[FakeCapture] = []
+
+    def make() -> FakeCapture:
+        opened.append(FakeCapture(itertools.repeat(IMAGE), read_s=0.4))
+        return opened[-1]
+
+    config = FAST.model_copy(update={"stall_timeout_s": 0.25, "read_timeout_s": 1.0})
+    source = start_fake(make, config)
+    assert wait_until(lambda: len(warnings_of(caplog)) >= 2, 3.0)
+    assert source.stop(timeout_s=1.0)
+
+    assert source.stats().frames_read == 0 and source.stats().reconnects == 0
+    assert len(opened) >= 2 and all(c.released for c in opened[:2])
+    assert all(re.search(r"stalled: no frame for \d+\.\d s \(rtsp://user:\*\*\*@", w)
+               for w in warnings_of(caplog))
+
+
+def test_slow_stream_with_some_bad_pictures_is_not_a_stall(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A 10 fps camera whose every other picture is unusable: frames still come every 0.2 s,
+    within the stall timeout, so the stream is never reopened."""
+    opened: list[FakeCapture] = []
+
+    def make() -> FakeCapture:
+        opened.append(FakeCapture(itertools.cycle([IMAGE, True]), read_s=0.1))
+        return opened[-1]
+
+    source = start_fake(make, FAST.model_copy(update={"stall_timeout_s": 1.0}))
+    time.sleep(2.5)  # 2.5 stall timeouts: a clock not reset by each delivered frame would fire
+    assert source.stop(timeout_s=1.0)
+    assert len(opened) == 1 and warnings_of(caplog) == []
+    assert 5 <= source.stats().frames_read <= 13
+
+
+def test_pacing_a_slow_file_is_not_a_stall(tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A recording at 2 fps stands in for a camera: the 0.5 s waits between its frames are our
+    own pacing, not the camera's silence, so a 0.3 s stall timeout does not fire."""
+    opened: list[FakeCapture] = []
+
+    def make() -> FakeCapture:
+        opened.append(FakeCapture(itertools.repeat(IMAGE), fps=2.0))
+        return opened[-1]
+
+    (tmp_path / "slow.avi").touch()  # the config checks it exists; the fake stands in for it
+    camera = CameraConfig(name="slow-file", url=str(tmp_path / "slow.avi"))
+    config = FAST.model_copy(update={"stall_timeout_s": 0.3})
+    source = CameraSource(camera, config, LatestFrame(), open_capture=lambda url, cfg: make())
+    source.start()
+    time.sleep(1.3)
+    assert source.stop(timeout_s=1.0)
+    assert len(opened) == 1 and warnings_of(caplog) == []
+    assert 2 <= source.stats().frames_read <= 3  # at 0, 0.5 and 1.0 s
 
 
 def test_stop_returns_promptly_during_backoff() -> None:
     config = FAST.model_copy(update={"reconnect_initial_s": 30.0, "reconnect_max_s": 30.0})
     source = start_fake(lambda: FakeCapture(iter(()), opened=False), config)
     assert wait_until(lambda: source.stats().state == "backoff", 2.0)
+    assert source.is_alive()  # a camera that cannot be opened does not end the thread
     started = time.monotonic()
     assert source.stop(timeout_s=2.0)
     assert time.monotonic() - started < 0.5
-    assert source.stats().state == "stopped"
+    assert source.stats().state == "stopped" and not source.is_alive()
 
 
 def test_stop_reports_a_thread_stuck_in_a_blocking_read(caplog: pytest.LogCaptureFixture) -> None:

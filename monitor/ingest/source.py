@@ -2,8 +2,10 @@
 
 The thread never dies of a camera problem. Failure to open, a failed read or a stall releases the
 capture and reopens it after an exponential backoff; each failure is one warning line with the
-URL's password masked. Local files stand in for cameras: they are paced to their own frame rate
-and, if the camera says so, looped.
+URL's password masked. A stall is wall-clock time: ``stall_timeout_s`` without a delivered frame,
+however the reads in between ended (succeeded with an unusable picture, or returned too slowly).
+Local files stand in for cameras: they are paced to their own frame rate and, if the camera says
+so, looped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import cv2
+import numpy as np
 
 from monitor.config import CameraConfig, SourceConfig, mask_url
 from monitor.ingest.latest import LatestFrame
@@ -80,6 +83,25 @@ def ensure_rtsp_capture_options() -> None:
 def is_local_file(url: str) -> bool:
     """True for a plain path or a ``file://`` URL: a recorded stand-in for a camera."""
     return "://" not in url or url.lower().startswith("file://")
+
+
+def unusable_reason(image: Any) -> str | None:
+    """Why a picture from a successful read cannot be a `Frame`; None if it can.
+
+    A `Frame` holds a BGR uint8 array of shape (H, W, 3) with H, W >= 1. Anything else (None, an
+    empty array, a grey or 4-channel picture, another dtype) is what a broken decoder or stream
+    hands out, and is not delivered.
+    """
+    if image is None:
+        return "no picture"
+    shape = getattr(image, "shape", None)
+    if shape is None:
+        return f"not an array ({type(image).__name__})"
+    if len(shape) != 3 or shape[2] != 3 or shape[0] < 1 or shape[1] < 1:
+        return f"shape {tuple(shape)}, expected (H, W, 3)"
+    if getattr(image, "dtype", None) != np.uint8:
+        return f"dtype {image.dtype}, expected uint8"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +219,11 @@ class CameraSource:
             return False
         return True
 
+    def is_alive(self) -> bool:
+        """True while the capture thread runs: started and neither stopped nor at end of file."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def stats(self) -> SourceStats:
         """A snapshot of the counters and state; cheap, safe from any thread."""
         dropped = self._slot.dropped
@@ -256,29 +283,43 @@ class CameraSource:
                 log.debug("camera %s: release failed: %s", self.name, exc)
 
     def _read_until_end(self, capture: Capture) -> _End:
+        """Read and deliver frames until stop, end of file, a failed read or a stall.
+
+        The stall clock runs from the open or the last delivered frame, and a file's pacing
+        pauses it (that wait is ours, not the camera's). It is checked whenever a read returns,
+        so a stream is reopened at most one read (bounded by ``read_timeout_s``) after
+        ``stall_timeout_s``; a picture that arrives later than that is not delivered.
+        """
         pacer = _Pacer(self._file_fps(capture)) if self._is_file else None
         frames = 0
-        last_at = time.monotonic()
+        unusable = 0
+        waiting_since = time.monotonic()
         while not self._stop.is_set():
             try:
                 ok, image = capture.read()
             except Exception as exc:  # noqa: BLE001 - cv2.error
                 raise _Lost(f"read error: {exc}") from None
             now = time.monotonic()
-            if ok and image is not None and image.size:
-                self._deliver(image, now)
-                frames += 1
-                last_at = now
-                if pacer is not None and self._stop.wait(pacer.wait_s(now)):
-                    break
-                continue
-            if self._is_file and frames:
-                return _End.REWIND if self._camera.loop_file else _End.EOF
-            silent_s = now - last_at
+            silent_s = now - waiting_since
             if silent_s > self._source.stall_timeout_s:
-                raise _Lost(f"stalled: no frame for {silent_s:.1f} s")
+                detail = f" ({unusable} unusable pictures)" if unusable else ""
+                raise _Lost(f"stalled: no frame for {silent_s:.1f} s{detail}")
             if not ok:
+                if self._is_file and frames:
+                    return _End.REWIND if self._camera.loop_file else _End.EOF
                 raise _Lost("read failed" if frames or not self._is_file else "no frame in file")
+            reason = unusable_reason(image)
+            if reason is not None:
+                if unusable == 0:
+                    log.debug("camera %s: unusable picture (%s)", self.name, reason)
+                unusable += 1
+                continue
+            self._deliver(image, now)
+            frames += 1
+            unusable = 0
+            if pacer is not None and self._stop.wait(pacer.wait_s(now)):
+                break
+            waiting_since = time.monotonic()
         return _End.STOP
 
     def _file_fps(self, capture: Capture) -> float:
