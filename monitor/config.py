@@ -189,6 +189,15 @@ class SourceConfig(_Strict):
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential backoff.")
 
     @model_validator(mode="after")
+    def _stall_after_read(self) -> SourceConfig:
+        if self.read_timeout_s >= self.stall_timeout_s:
+            raise ValueError(
+                f"read_timeout_s ({self.read_timeout_s}) must be less than "
+                f"stall_timeout_s ({self.stall_timeout_s})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _backoff_order(self) -> SourceConfig:
         if self.reconnect_initial_s > self.reconnect_max_s:
             raise ValueError(

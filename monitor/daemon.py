@@ -31,7 +31,7 @@ from monitor.mqtt.topics import outbox_message
 from monitor.pipeline import CameraPipeline
 from monitor.sdnotify import SystemdNotifier
 from monitor.store import EventWriter, StoreError, open_database
-from monitor.store.queries import delete_sent_before, pending_messages
+from monitor.store.queries import pending_messages
 from monitor.track.bytetrack import ByteTracker
 from monitor.types import Alert, Detections
 
@@ -269,14 +269,10 @@ class Daemon:
             )
 
     def _prune_outbox(self) -> None:
-        retention = timedelta(hours=self._config.database.outbox_retention_h)
-        try:
-            deleted = delete_sent_before(self._engine, datetime.now(UTC) - retention)
-        except Exception as exc:  # a busy or unreachable database: try again next time
-            log.warning("outbox retention skipped: %s", str(exc).splitlines()[0])
-            return
-        if deleted:
-            log.info("deleted %d delivered alerts older than %s from the outbox", deleted, retention)
+        # Through the writer thread: SQLite wants one writer, and this never blocks the loop.
+        if self._writer is not None:
+            retention = timedelta(hours=self._config.database.outbox_retention_h)
+            self._writer.prune_sent_before(datetime.now(UTC) - retention)
 
     # --- stop ---------------------------------------------------------------------------------
 

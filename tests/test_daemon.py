@@ -152,26 +152,29 @@ def test_broker_outages_lose_no_alert(
     config = config_for(tmp_path, broker.port, cameras, db_url=db_url)
     daemon = start_daemon(config, tmp_path)
     engine = open_database(db_url or f"sqlite:///{tmp_path / 'events.db'}")
-    deadline = time.monotonic() + 60
-    while count_unsent(engine) < 6 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert count_unsent(engine) >= 6, "no alerts queued while the broker was down"
-    assert "Traceback" not in daemon.log
-
-    broker.start()
-    subscriber = Subscriber(broker.port, ["monitor/events/#"], persistent=True).start()
+    subscriber: Subscriber | None = None
     try:
+        deadline = time.monotonic() + 60
+        while count_unsent(engine) < 6 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert count_unsent(engine) >= 6, "no alerts queued while the broker was down"
+        assert "Traceback" not in daemon.log
+
+        broker.start()
+        subscriber = Subscriber(broker.port, ["monitor/events/#"], persistent=True).start()
         assert subscriber.wait_for(lambda m: len(alerts(m)) >= 6, 20), "queued alerts never came"
         # A second outage while the daemon is running and recording.
         broker.stop()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 45
         while count_unsent(engine) == 0 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert count_unsent(engine) > 0, "no alert was recorded during the second outage"
         time.sleep(2)
         broker.start()
         time.sleep(4)
+    finally:
         rc = daemon.stop()
+    try:
         assert rc == 0, daemon.log[-3000:]
         events = list_events(engine, limit=10_000)
         ids = {e.id for e in events}
@@ -185,7 +188,8 @@ def test_broker_outages_lose_no_alert(
         for event_id in ids:
             assert seen.index((event_id, "start")) < seen.index((event_id, "end"))
     finally:
-        subscriber.stop()
+        if subscriber is not None:
+            subscriber.stop()
 
 
 def test_rtsp_server_restart_reconnects_and_events_resume(
