@@ -66,9 +66,6 @@ class Daemon:
         self._client: MqttClient | None = None
         self._publisher: OutboxPublisher | None = None
 
-    def request_stop(self, *_: object) -> None:
-        self._stop.set()
-
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
             log.info("received %s, stopping", signal.Signals(signum).name)
@@ -279,7 +276,8 @@ class Daemon:
     def _shutdown(self) -> None:
         """Stop in reverse start order within ``shutdown_timeout_s``.
 
-        Each stage gets a share of the budget; what a stage leaves unused goes to the next.
+        Each stage may use at most a fixed share of the budget; time a stage does not use stays
+        in the budget, and the writer's final stop gets whatever is left.
         """
         config = self._config.daemon
         budget_s = config.shutdown_timeout_s
@@ -293,7 +291,10 @@ class Daemon:
         if self._worker is not None and not self._worker.stop(share(0.25)):
             log.warning("inference worker still busy; ending open events without it")
         for pipeline in self._pipelines.values():
-            pipeline.close()  # safe while the worker is busy: see CameraPipeline
+            # Safe while the worker is busy (see CameraPipeline); bounded in case it is stuck
+            # inside this camera's processing.
+            if not pipeline.close(timeout_s=share(0.1)):
+                log.warning("could not end the open events of a camera in time; they stay open")
         if self._writer is not None:
             self._writer.flush(share(0.15))
         if self._publisher is not None:

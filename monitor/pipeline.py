@@ -67,14 +67,25 @@ class CameraPipeline:
             for alert in self.lifecycle.expire(now_monotonic):
                 self._emit(alert)
 
-    def close(self) -> None:
-        """End every open event (shutdown); later results are ignored."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            for alert in self.lifecycle.close_all():
-                self._emit(alert)
+    def close(self, timeout_s: float = -1) -> bool:
+        """End every open event (shutdown); later results are ignored.
+
+        Args:
+            timeout_s: longest wait for a result being processed right now (-1: no limit).
+
+        Returns:
+            False when the pipeline stayed busy for ``timeout_s`` and nothing was ended.
+        """
+        if not self._lock.acquire(timeout=timeout_s):
+            return False
+        try:
+            if not self._closed:
+                self._closed = True
+                for alert in self.lifecycle.close_all():
+                    self._emit(alert)
+        finally:
+            self._lock.release()
+        return True
 
     def _emit(self, alert: Alert) -> None:
         self.alerts += 1

@@ -443,6 +443,41 @@ def test_pipeline_close_ends_open_events(pipeline: tuple[CameraPipeline, ListSin
     assert camera.alerts == 4
 
 
+class BlockingSink(ListSink):
+    """A sink stuck in emit (a store whose queue is full), released by the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def emit(self, alert: Alert) -> None:
+        self.entered.set()
+        self.release.wait(10)
+        super().emit(alert)
+
+
+def test_pipeline_close_gives_up_while_a_result_is_stuck_and_drops_late_ones(tmp_path: Path) -> None:
+    lifecycle = EventLifecycle("cam1", ["person"], [], EventsConfig(confirm_frames=1))
+    sink = BlockingSink()
+    camera = CameraPipeline(FakeTracker(), lifecycle, SnapshotWriter(tmp_path, 85), sink)
+    worker = threading.Thread(
+        target=camera.process, args=(make_detections(0.0, make_detection()),)
+    )
+    worker.start()
+    assert sink.entered.wait(5)
+    started = time.monotonic()
+    assert camera.close(timeout_s=0.2) is False  # the inference thread holds the camera
+    assert time.monotonic() - started < 2
+    sink.release.set()
+    worker.join(5)
+    assert camera.close(timeout_s=1.0) is True
+    ended = [a.type.value for a in sink.alerts]
+    assert ended == ["start", "end"]
+    camera.process(make_detections(0.5, make_detection()))  # a late result after shutdown
+    assert [a.type.value for a in sink.alerts] == ["start", "end"]
+
+
 def test_pipeline_expire_ends_events_of_a_silent_camera(
     pipeline: tuple[CameraPipeline, ListSink],
 ) -> None:
