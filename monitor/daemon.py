@@ -41,14 +41,26 @@ _STATS_LOG_INTERVAL_S = 60.0
 
 
 class _StoreSink:
-    """Every alert goes to the store together with its outbox message, in one transaction."""
+    """Every alert goes to the store together with its outbox message, in one transaction.
+
+    While running, a full store queue blocks the pipeline (back-pressure, nothing dropped). At
+    shutdown ``timeout_s`` bounds that wait, so a database that is away cannot hang the stop.
+    """
 
     def __init__(self, writer: EventWriter, prefix: str) -> None:
         self._writer = writer
         self._prefix = prefix
+        self.timeout_s: float | None = None
 
     def emit(self, alert: Alert) -> None:
-        self._writer.record(alert, outbox_message(self._prefix, alert))
+        try:
+            self._writer.record(alert, outbox_message(self._prefix, alert), timeout_s=self.timeout_s)
+        except TimeoutError:
+            log.warning(
+                "store queue full at shutdown: %s of event %s not recorded (the event stays open)",
+                alert.type.value,
+                alert.event.id,
+            )
 
 
 class Daemon:
@@ -61,6 +73,7 @@ class Daemon:
         self._sources: list[CameraSource] = []
         self._pipelines: dict[str, CameraPipeline] = {}
         self._slots: dict[str, LatestFrame] = {}
+        self._sink: _StoreSink | None = None
         self._worker: InferenceWorker | None = None
         self._writer: EventWriter | None = None
         self._client: MqttClient | None = None
@@ -146,7 +159,7 @@ class Daemon:
         snapshots = SnapshotWriter(
             config.daemon.state_dir / "snapshots", config.events.snapshot_quality
         )
-        sink = _StoreSink(self._writer, config.mqtt.prefix)
+        sink = self._sink = _StoreSink(self._writer, config.mqtt.prefix)
         wake = threading.Event()
         for camera in config.cameras:
             lifecycle = EventLifecycle(
@@ -235,6 +248,10 @@ class Daemon:
             return "inference worker is not running"
         stalled_s = worker.seconds_since_progress()
         if stalled_s > self._config.daemon.worker_stall_s:
+            if self._writer is not None and self._writer.backlogged():
+                # Waiting for the database, not wedged: a restart would lose the queued alerts.
+                log.warning("store queue full for %.0f s: is the database reachable?", stalled_s)
+                return None
             return f"inference worker made no progress for {stalled_s:.0f} s"
         return None
 
@@ -269,7 +286,10 @@ class Daemon:
         # Through the writer thread: SQLite wants one writer, and this never blocks the loop.
         if self._writer is not None:
             retention = timedelta(hours=self._config.database.outbox_retention_h)
-            self._writer.prune_sent_before(datetime.now(UTC) - retention)
+            try:
+                self._writer.prune_sent_before(datetime.now(UTC) - retention)
+            except RuntimeError as exc:  # the writer has ended: the watchdog reports the rest
+                log.error("outbox retention skipped: %s", exc)
 
     # --- stop ---------------------------------------------------------------------------------
 
@@ -287,9 +307,15 @@ class Daemon:
             return max(0.0, min(budget_s * fraction, deadline - time.monotonic()))
 
         for source in self._sources:
-            source.stop(share(0.1 / max(1, len(self._sources))))
+            source.request_stop()  # all at once; then wait for them against one deadline
+        sources_deadline = time.monotonic() + share(0.1)
+        for source in self._sources:
+            source.stop(max(0.0, sources_deadline - time.monotonic()))
         if self._worker is not None and not self._worker.stop(share(0.25)):
             log.warning("inference worker still busy; ending open events without it")
+        if self._sink is not None:
+            # END alerts must not wait forever for room in a full store queue (database away).
+            self._sink.timeout_s = share(0.1)
         for pipeline in self._pipelines.values():
             # Safe while the worker is busy (see CameraPipeline); bounded in case it is stuck
             # inside this camera's processing.
@@ -299,7 +325,9 @@ class Daemon:
             self._writer.flush(share(0.15))
         if self._publisher is not None:
             self._publisher.wake()
-            flush_s = min(config.outbox_flush_timeout_s, deadline - time.monotonic())
+            # Keep a little for stopping the publisher and the client (marks sent, "offline").
+            reserve_s = budget_s * 0.1
+            flush_s = min(config.outbox_flush_timeout_s, deadline - time.monotonic() - reserve_s)
             if not self._publisher.flush(max(0.0, flush_s)):
                 log.info("broker did not take every alert before shutdown; they stay in the outbox")
             self._publisher.stop(share(0.05))

@@ -615,3 +615,30 @@ def test_list_events_filters_and_orders(engine: Engine, writer: EventWriter) -> 
     assert ids(limit=2) == [c.id, b.id]
     assert list_events(engine, kind="intrusion")[0] == b
     assert get_event(engine, "no-such-id") is None
+
+
+def test_record_with_a_timeout_gives_up_on_a_full_queue(db_url: str) -> None:
+    engine = open_with_short_lock_wait(db_url)
+    writer = EventWriter(engine, queue_size=10, **FAST_RETRY)
+    writer.start()
+    try:
+        with write_lock(db_url):
+            record(writer, AlertType.START, make_event(track_id=0))
+            time.sleep(0.5)  # the writer holds that one and retries it against the lock
+            for i in range(1, 11):
+                record(writer, AlertType.START, make_event(track_id=i))
+            assert writer.backlogged()
+            event = make_event(track_id=999)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                writer.record(
+                    Alert(AlertType.START, event), make_message(AlertType.START, event),
+                    timeout_s=0.3,
+                )
+            assert 0.25 <= time.monotonic() - started < 3
+        assert writer.flush(timeout_s=10.0)
+        assert get_event(engine, event.id) is None  # refused, not half-written
+        assert not writer.backlogged()
+    finally:
+        writer.stop(timeout_s=5.0)
+        engine.dispose()

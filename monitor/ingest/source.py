@@ -200,6 +200,10 @@ class CameraSource:
         self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Tell the thread to finish without waiting (the daemon tells every camera at once)."""
+        self._stop.set()
+
     def stop(self, timeout_s: float) -> bool:
         """Ask the thread to finish and wait for it at most ``timeout_s`` seconds.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -127,12 +128,18 @@ class EventWriter:
             self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
-    def record(self, alert: Alert, message: OutboxMessage) -> None:
+    def record(
+        self, alert: Alert, message: OutboxMessage, *, timeout_s: float | None = None
+    ) -> None:
         """Queue an alert's event upsert and its outbox message; blocks while the queue is full.
+
+        Args:
+            timeout_s: longest wait for room in a full queue (None: as long as it takes).
 
         Raises:
             ValueError: a naive datetime or non-JSON evidence (it could never be written).
             RuntimeError: the writer was stopped.
+            TimeoutError: the queue stayed full for ``timeout_s``; nothing was queued.
         """
         event = alert.event
         require_utc(event.start_time, f"event {event.id} start_time")
@@ -142,7 +149,7 @@ class EventWriter:
             json.dumps(event.evidence)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"event {event.id} evidence is not JSON-serialisable: {exc}") from None
-        self._put(lambda seq: _Record(seq, alert, message))
+        self._put(lambda seq: _Record(seq, alert, message), timeout_s)
 
     def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         """Queue setting ``sent_at`` to now on these outbox rows (rows already sent keep theirs)."""
@@ -216,14 +223,23 @@ class EventWriter:
                 self._name,
             )
 
-    def _put(self, make: Callable[[int], _Item]) -> None:
+    def backlogged(self) -> bool:
+        """True while the queue is full: the database is not keeping up (or is away)."""
+        with self._cond:
+            return len(self._items) >= self._capacity
+
+    def _put(self, make: Callable[[int], _Item], timeout_s: float | None = None) -> None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             while True:
                 if self._closed:
                     raise RuntimeError("EventWriter is stopped; nothing more can be recorded")
                 if len(self._items) < self._capacity:
                     break
-                self._cond.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("the store queue stayed full")
+                self._cond.wait(left)
             self._enqueued += 1
             self._items.append(make(self._enqueued))
             self._cond.notify_all()
