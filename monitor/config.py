@@ -165,8 +165,20 @@ class CameraConfig(_Strict):
             raise ValueError(f"unsupported scheme '{scheme}://' (use rtsp://, http(s):// or a file)")
         if scheme in {"rtsp", "rtsps", "http", "https"}:
             authority = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-            if not authority.split(":", 1)[0]:
+            if authority.startswith("["):  # IPv6 literal: [addr] or [addr]:port
+                host, _, port = authority.partition("]")
+                port = port.removeprefix(":")
+            else:
+                host, _, port = authority.partition(":")
+            if not host:
                 raise ValueError(f"'{mask_url(value)}' has no host")
+            if port and not port.isdigit():
+                # Most likely a password holding a raw '/', which ends the host part early. Do not
+                # echo the URL: the password could not be masked in it.
+                raise ValueError(
+                    "the host part ends in a port that is not a number; a password containing "
+                    "'/' must be written as %2F"
+                )
         if not scheme and not Path(value).is_file():
             raise ValueError(
                 f"no such video file: {mask_url(value)} (a camera URL needs rtsp:// or http://)"

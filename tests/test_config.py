@@ -73,6 +73,11 @@ def test_defaults() -> None:
         ),
         ({"cameras": [{"name": "a", "url": "rtsp://"}]}, "cameras[0].url: 'rtsp://' has no host"),
         (
+            {"cameras": [{"name": "a", "url": "rtsp://admin:p/ss@10.0.0.5/s"}]},
+            "cameras[0].url: the host part ends in a port that is not a number; "
+            "a password containing '/' must be written as %2F",
+        ),
+        (
             {"cameras": [{"name": "a", "url": "rtsp//admin:secret@10.0.0.5/s"}]},
             "no such video file: rtsp//admin:***@10.0.0.5/s (a camera URL needs rtsp://",
         ),
