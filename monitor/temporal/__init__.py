@@ -1,0 +1,1 @@
+"""The temporal classifier: per-track sequences -> behaviour verdicts (issue 3, in progress)."""
