@@ -29,10 +29,6 @@ class Box:
         """Bottom-centre point: where a standing person touches the ground."""
         return ((self.x1 + self.x2) / 2.0, self.y2)
 
-    @property
-    def area(self) -> float:
-        return max(0.0, self.x2 - self.x1) * max(0.0, self.y2 - self.y1)
-
     def as_list(self) -> list[float]:
         return [round(self.x1, 1), round(self.y1, 1), round(self.x2, 1), round(self.y2, 1)]
 

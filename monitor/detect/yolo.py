@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.config import DetectorConfig
+from monitor.errors import first_line
 from monitor.types import Box, Detection, Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,9 @@ class YoloDetector:
             self._model = YOLO(source, task="detect")
             self.class_names: dict[int, str] = dict(self._model.names)
         except Exception as exc:  # ultralytics raises many types for a bad file
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DetectorError(f"detector.model '{config.model}': cannot load: {first}") from None
+            raise DetectorError(
+                f"detector.model '{config.model}': cannot load: {first_line(exc)}"
+            ) from None
         self.model_path = source
         self._threads_set_in: int | None = None  # OS thread whose torch thread count we set
 
@@ -95,9 +97,8 @@ class YoloDetector:
         try:
             self._predict([blank])
         except Exception as exc:  # a file that loads but is no detector, a bad device string...
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DetectorError(
-                f"detector.model '{self._config.model}': cannot run it: {first}"
+                f"detector.model '{self._config.model}': cannot run it: {first_line(exc)}"
             ) from None
 
     def _predict(self, images: list[np.ndarray]) -> list[object]:

@@ -11,6 +11,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor.errors import first_line
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # A PostgreSQL host that drops packets would otherwise hold start-up for the OS TCP timeout.
 _PG_CONNECT_TIMEOUT_S = 10
@@ -21,21 +23,6 @@ class StoreError(Exception):
 
     The message is one line that names the database (password masked) and the reason.
     """
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's message, preferring the database driver's own words.
-
-    Args:
-        exc: any exception; SQLAlchemy's wrappers are unwrapped to the driver's error.
-
-    Returns:
-        One line of text, never empty.
-    """
-    # SQLAlchemy's own str() appends SQL and a documentation link; the driver's is shorter.
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 def masked_url(engine_or_url: Engine | URL) -> str:

@@ -22,7 +22,8 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from monitor.store.db import first_line, masked_url
+from monitor.errors import first_line
+from monitor.store.db import masked_url
 from monitor.store.models import EventRow, OutboxRow, require_utc, utcnow
 from monitor.store.queries import delete_sent_before
 from monitor.types import Alert, OutboxMessage
