@@ -17,6 +17,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.config import Config, ConfigError, load_config, load_database_url
+from monitor.types import EventKind
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -130,6 +131,158 @@ def cmd_events(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from monitor.store import open_database
+    from monitor.store.queries import set_operator_label
+    from monitor.temporal.model import LABELS
+
+    if args.kind not in LABELS:
+        raise UsageError(f"unknown kind '{args.kind}'; known: {', '.join(LABELS)}")
+    event = set_operator_label(open_database(_database_url(args)), args.event_id, args.kind)
+    if event is None:
+        raise UsageError(f"no event with id {args.event_id}")
+    print(f"event {event.id} ({event.kind.value} on {event.camera}) labelled '{args.kind}'")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from monitor.temporal.train import TrainSettings, labelled_tracks_from_db, train
+
+    settings = TrainSettings(
+        seed=args.seed,
+        tracks_per_behaviour=args.tracks_per_behaviour,
+        epochs=args.epochs,
+        kind=args.kind,
+        window=args.window,
+        step_s=args.step_s,
+    )
+    extra = []
+    if args.from_db:
+        if not (args.db or args.config):
+            raise UsageError("--from-db needs --config FILE or --db URL")
+        from monitor.store import open_database
+
+        extra = labelled_tracks_from_db(open_database(_database_url(args)))
+        print(f"{len(extra)} operator-labelled event(s) from the database")
+        if not extra:
+            raise UsageError("--from-db: no labelled, ended events with track data "
+                             "(label some with 'monitor label EVENT_ID KIND')")
+    command = "monitor " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("monitor") else ""
+    train(settings, Path(args.out), extra_tracks=extra, command=command, progress=not args.quiet)
+    return EXIT_OK
+
+
+def _real_detector(config: Config | None) -> object:
+    from monitor.config import DetectorConfig
+    from monitor.detect.yolo import YoloDetector
+
+    detector = YoloDetector(config.detector if config else DetectorConfig())
+    detector.warm_up()
+    return detector
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from monitor.detect.yolo import YoloDetector
+    from monitor.synth.compose import SynthSettings, generate_clips
+    from monitor.types import Frame
+
+    footage = Path(args.footage).expanduser()
+    if not footage.is_file():
+        raise UsageError(f"no such footage file: {footage}")
+    detector = _real_detector(None)
+    assert isinstance(detector, YoloDetector)
+
+    def detect(image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+        frame = Frame("synth", 0, image, datetime.now(UTC), 0.0)
+        found = detector.detect([frame])[0].items
+        return [(d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.score) for d in found]
+
+    out = Path(args.out)
+    settings = SynthSettings()
+    clips = generate_clips(
+        footage, out, seed=args.seed, per_kind=args.per_kind, detect=detect,
+        settings=settings, progress=lambda message: print(message, file=sys.stderr),
+    )
+    _write_eval_config(out, clips[0].name, settings.zone, settings.fps)
+    print(f"wrote {len(clips)} clips, {out / 'annotations.json'} and {out / 'eval.toml'}")
+    return EXIT_OK
+
+
+def _write_eval_config(
+    out: Path, first_clip: str, zone: Sequence[tuple[float, float]], fps: float
+) -> None:
+    """The settings 'monitor eval' uses on these clips: each clip is a camera with this zone."""
+    polygon = ", ".join(f"[{x:.3f}, {y:.3f}]" for x, y in zone)
+    (out / "eval.toml").write_text(
+        "# Written by 'monitor synth': the settings 'monitor eval' applies to every clip here.\n"
+        "# The camera's url is only a placeholder; each clip is evaluated as its own camera.\n"
+        "[events]\nend_after_s = 3\nloitering_s = 8\n\n"
+        f"[[cameras]]\nname = \"clip\"\nurl = \"{first_clip}\"\ndetect_fps = {fps / 2:g}\n\n"
+        f"[[cameras.zones]]\nname = \"zone\"\npolygon = [{polygon}]\n"
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from monitor.detect.yolo import YoloDetector
+    from monitor.evaluate.annotations import AnnotationError, load_annotations
+    from monitor.evaluate.matching import format_table, to_json
+    from monitor.evaluate.runner import EvalError, list_clips, run_eval
+    from monitor.temporal.deciders import load_configured_checkpoint
+
+    folder = Path(args.clips)
+    config_path = Path(args.config) if args.config else folder / "eval.toml"
+    if not config_path.is_file():
+        raise UsageError(f"no eval config at {config_path}: pass --config FILE "
+                         "(a monitor config; its first camera's zones and detect_fps apply)")
+    config = _load(str(config_path))
+    try:
+        truth = load_annotations(Path(args.annotations))
+        clips = list_clips(folder)
+    except (AnnotationError, EvalError) as exc:
+        raise UsageError(str(exc)) from None
+    checkpoint = load_configured_checkpoint(config.temporal)
+    detector = _real_detector(config)
+    assert isinstance(detector, YoloDetector)
+    try:
+        report = run_eval(clips, truth, detector, config, checkpoint, min_iou=args.min_iou,
+                          progress=not args.quiet)
+    except EvalError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{len(clips)} clips, {len(truth)} labelled events, model {checkpoint.name} "
+          f"(sha256 {checkpoint.sha256[:12]}…)")
+    print(format_table(report.scores, min_iou=args.min_iou))
+    counts = report.predicted_counts()
+    fall_boxes = sum(c.fall_boxes for c in report.clips)
+    print(f"per-frame 'Fall' boxes: {fall_boxes}; predicted events: "
+          + "; ".join(f"{d} {dict(k)}" for d, k in counts.items()))
+    if args.json:
+        data = {
+            "clips": [c.clip for c in report.clips],
+            "labelled": len(truth),
+            "min_iou": args.min_iou,
+            "checkpoint": {"name": checkpoint.name, "sha256": checkpoint.sha256},
+            "scores": to_json(report.scores),
+            "predicted": counts,
+            "fall_boxes": fall_boxes,
+            "events": {
+                c.clip: {d: [[i.kind, i.start, i.end] for i in v] for d, v in c.predicted.items()}
+                for c in report.clips
+            },
+        }
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    return EXIT_OK
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="read the database URL from this config")
+    source.add_argument("--db", metavar="URL", help="database URL")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor",
@@ -159,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--config", metavar="FILE", help="read the database URL from this config")
     source.add_argument("--db", metavar="URL", help="database URL, e.g. sqlite:////var/lib/monitor/monitor.db")
     events.add_argument("--camera", help="only this camera")
-    events.add_argument("--kind", choices=["presence", "intrusion", "loitering"])
+    events.add_argument("--kind", choices=[kind.value for kind in EventKind])
     events.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")
     events.add_argument("--until", metavar="TIME", help="started before: ISO-8601 or an age")
     events.add_argument(
@@ -167,6 +320,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     events.add_argument("--format", choices=["table", "json", "csv"], default="table")
     events.set_defaults(func=cmd_events)
+
+    label = commands.add_parser(
+        "label", help="say what an event really was (training data for 'train --from-db')"
+    )
+    label.add_argument("event_id", metavar="EVENT_ID")
+    label.add_argument("kind", metavar="KIND", help="normal, loitering, running or fall")
+    _database_options(label)
+    label.set_defaults(func=cmd_label)
+
+    train = commands.add_parser(
+        "train", help="train the temporal model on simulated (and labelled) tracks",
+        description="Train the temporal classifier: simulated tracks of every behaviour, plus "
+        "operator-labelled events with --from-db; split by track, class-weighted, early stopping "
+        "on validation macro-F1. Writes a checkpoint with its SHA-256.",
+    )
+    train.add_argument("--out", default="temporal.pt", metavar="FILE", help="checkpoint to write")
+    train.add_argument("--seed", type=int, default=7, help="one seed for everything (default 7)")
+    train.add_argument("--tracks-per-behaviour", type=_positive_int, default=500, metavar="N")
+    train.add_argument("--epochs", type=_positive_int, default=60, help="most epochs")
+    train.add_argument("--kind", choices=["gru", "transformer"], default="gru")
+    train.add_argument("--window", type=_positive_int, default=40, help="steps per window")
+    train.add_argument("--step-s", type=float, default=0.2, help="seconds per step")
+    train.add_argument("--from-db", action="store_true", help="add operator-labelled events")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _database_options(train)
+    train.set_defaults(func=cmd_train)
+
+    synth = commands.add_parser(
+        "synth", help="compose labelled clips of real people walking, running, loitering, falling"
+    )
+    synth.add_argument("footage", metavar="FOOTAGE", help="real footage to cut people from")
+    synth.add_argument("out", metavar="OUT_DIR")
+    synth.add_argument("--seed", type=int, default=1000,
+                       help="clip seed (tests use 2000+; training never uses generated clips)")
+    synth.add_argument("--per-kind", type=_positive_int, default=4, help="clips of each kind")
+    synth.set_defaults(func=cmd_synth)
+
+    evaluate = commands.add_parser(
+        "eval", help="event precision/recall/F1 per kind on labelled clips, per decider"
+    )
+    evaluate.add_argument("clips", metavar="CLIPS", help="folder of video clips")
+    evaluate.add_argument("annotations", metavar="ANNOTATIONS", help="JSON or CSV: clip,kind,start,end")
+    evaluate.add_argument("--config", metavar="FILE", help="default: CLIPS/eval.toml")
+    evaluate.add_argument("--min-iou", type=float, default=0.3, help="temporal IoU of a match")
+    evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -175,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monitor.detect.yolo import DetectorError
     from monitor.mqtt.client import MqttSetupError
     from monitor.store import StoreError
+    from monitor.temporal.checkpoint import CheckpointError
 
     try:
         return int(args.func(args))
@@ -182,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"monitor: error: {line}", file=sys.stderr)
         return EXIT_USAGE
-    except (StoreError, DetectorError, MqttSetupError) as exc:
+    except (StoreError, DetectorError, MqttSetupError, CheckpointError) as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:  # e.g. a TLS CA file that is not a certificate, a full disk

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -229,6 +229,57 @@ class EventsConfig(_Strict):
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots.")
 
 
+class TemporalConfig(_Strict):
+    """How behaviour events (fall, running) are decided from tracks; see docs/temporal.md."""
+
+    decider: Literal["temporal", "rules", "per_frame", "off"] = Field(
+        "temporal",
+        description="temporal: the sequence model; rules: speed and shape-change thresholds; "
+        "per_frame: a fall whenever the detector labels a box Fall (the naive baseline); off.",
+    )
+    checkpoint: str | None = Field(
+        None, description="Temporal model file from 'monitor train'; the packaged one if unset."
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Pin: refuse any checkpoint whose SHA-256 (printed by 'monitor train') differs.",
+    )
+    enter_prob: float = Field(0.7, ge=0, le=1, description="Probability a verdict needs to start.")
+    exit_prob: float = Field(0.4, ge=0, le=1, description="Below this for min_duration_s it ends.")
+    min_duration_s: float = Field(0.6, ge=0, description="How long either condition must hold.")
+    lying_aspect: float = Field(
+        1.0, gt=0, description="Box height/width at or below which a fallen person is still down "
+        "(a fall event stays open while they are).",
+    )
+    running_speed_hps: float = Field(
+        1.6, gt=0, description="rules: foot speed, in body heights per second, that is running.",
+    )
+    speed_window_s: float = Field(1.0, gt=0, description="rules: speed is measured over this.")
+    upright_aspect: float = Field(
+        1.6, gt=0, description="rules: height/width of an upright person before a fall."
+    )
+    fall_within_s: float = Field(
+        2.0, gt=0, description="rules: upright to lying within this many seconds is a fall."
+    )
+    evidence_steps: int = Field(
+        10, ge=1, le=200, description="Model steps of per-class probabilities kept as evidence."
+    )
+
+    @model_validator(mode="after")
+    def _hysteresis_order(self) -> TemporalConfig:
+        if self.exit_prob > self.enter_prob:
+            raise ValueError(
+                f"exit_prob ({self.exit_prob}) must not exceed enter_prob ({self.enter_prob})"
+            )
+        if self.lying_aspect >= self.upright_aspect:
+            raise ValueError(
+                f"lying_aspect ({self.lying_aspect}) must be less than upright_aspect "
+                f"({self.upright_aspect})"
+            )
+        return self
+
+
 class DaemonConfig(_Strict):
     state_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("STATE_DIRECTORY", "./var")),
@@ -259,6 +310,7 @@ class Config(_Strict):
     source: SourceConfig = Field(default_factory=SourceConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     cameras: Annotated[list[CameraConfig], Field(min_length=1)]
 
@@ -412,6 +464,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         url = camera.get("url") if isinstance(camera, dict) else None
         if isinstance(url, str) and url and "://" not in url:
             camera["url"] = resolve(url)
+    temporal = data.get("temporal")
+    if isinstance(temporal, dict) and isinstance(temporal.get("checkpoint"), str):
+        temporal["checkpoint"] = resolve(temporal["checkpoint"])
     daemon = data.get("daemon")
     if isinstance(daemon, dict) and isinstance(daemon.get("state_dir"), str):
         daemon["state_dir"] = resolve(daemon["state_dir"])

@@ -32,6 +32,7 @@ from monitor.pipeline import CameraPipeline
 from monitor.sdnotify import SystemdNotifier
 from monitor.store import EventWriter, StoreError, open_database
 from monitor.store.queries import pending_messages
+from monitor.temporal.deciders import load_configured_checkpoint, make_decider
 from monitor.track.bytetrack import ByteTracker
 from monitor.types import Alert, Detections
 
@@ -152,6 +153,13 @@ class Daemon:
     def _start_detection(self) -> None:
         config = self._config
         assert self._writer is not None
+        checkpoint = None
+        if config.temporal.decider == "temporal":
+            checkpoint = load_configured_checkpoint(config.temporal)
+            log.info(
+                "temporal model %s (sha256 %s, labels %s)",
+                checkpoint.path, checkpoint.sha256, ", ".join(checkpoint.labels),
+            )
         detector = self._load_detector()
         if detector is None:
             return
@@ -170,7 +178,9 @@ class Daemon:
                 snapshot_path=snapshots.path_for,
             )
             tracker = ByteTracker(camera.name, config.tracker, camera.detect_fps)
-            self._pipelines[camera.name] = CameraPipeline(tracker, lifecycle, snapshots, sink)
+            self._pipelines[camera.name] = CameraPipeline(
+                tracker, lifecycle, snapshots, sink, make_decider(config.temporal, checkpoint)
+            )
             self._slots[camera.name] = LatestFrame(on_put=wake.set)
         self._worker = InferenceWorker(
             detector,

@@ -1,4 +1,5 @@
-"""One camera's processing after detection: tracker -> event lifecycle -> snapshots -> sink."""
+"""One camera's processing after detection: tracker -> event lifecycle -> behaviour decider ->
+snapshots -> sink."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Protocol
 
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.snapshot import SnapshotWriter
+from monitor.temporal.deciders import BehaviourDecider, TrackView
 from monitor.types import Alert, AlertType, Detections, Tracks
 
 
@@ -30,6 +32,7 @@ class CameraPipeline:
         lifecycle: this camera's event lifecycle.
         snapshots: writes the START snapshot (the frame the event was confirmed on).
         sink: receives every alert (the store and, through its outbox, MQTT).
+        decider: turns the tracks seen in each frame into fall/running events (None: off).
     """
 
     def __init__(
@@ -38,8 +41,10 @@ class CameraPipeline:
         lifecycle: EventLifecycle,
         snapshots: SnapshotWriter,
         sink: AlertSink,
+        decider: BehaviourDecider | None = None,
     ) -> None:
         self._tracker = tracker
+        self._decider = decider
         self.lifecycle = lifecycle
         self._snapshots = snapshots
         self._sink = sink
@@ -54,10 +59,37 @@ class CameraPipeline:
                 return
             tracks = self._tracker.update(detections)
             self.detections += len(detections.items)
-            for alert in self.lifecycle.update(tracks):
-                if alert.type is AlertType.START:
-                    self._snapshots.write(detections.frame, alert.event)
-                self._emit(alert)
+            self._process_tracks(tracks)
+
+    def process_tracks(self, tracks: Tracks) -> None:
+        """Run the stages after the tracker (``monitor eval`` tracks once, decides three ways)."""
+        with self._lock:
+            if not self._closed:
+                self._process_tracks(tracks)
+
+    def _process_tracks(self, tracks: Tracks) -> None:
+        alerts = self.lifecycle.update(tracks)
+        if self._decider is not None:
+            alerts += self._decide(tracks)
+        for alert in alerts:
+            if alert.type is AlertType.START:
+                self._snapshots.write(tracks.frame, alert.event)
+            self._emit(alert)
+
+    def _decide(self, tracks: Tracks) -> list[Alert]:
+        assert self._decider is not None
+        followed = self.lifecycle.track_ids()
+        # Only confirmed tracks: a verdict on a track that is not an event yet would be decided
+        # (and spent) before the lifecycle could start anything from it.
+        seen = [
+            TrackView(t.track_id, self.lifecycle.history(t.track_id))
+            for t in tracks.items
+            if self.lifecycle.is_confirmed(t.track_id)
+        ]
+        frame = tracks.frame
+        verdicts = self._decider.step(seen, frame.width, frame.height)
+        self._decider.forget(followed, frame.monotonic)
+        return self.lifecycle.apply_verdicts(verdicts)
 
     def expire(self, now_monotonic: float) -> None:
         """End events of tracks that went unseen even though no frame arrives (dead camera)."""

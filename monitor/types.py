@@ -106,6 +106,8 @@ class EventKind(str, enum.Enum):
     PRESENCE = "presence"
     INTRUSION = "intrusion"
     LOITERING = "loitering"
+    FALL = "fall"
+    RUNNING = "running"
 
 
 class AlertType(str, enum.Enum):
@@ -126,6 +128,7 @@ class Event:
         zone: zone name for intrusion/loitering, None for presence.
         snapshot: path of the JPEG with the box drawn, None until written.
         evidence: JSON-serialisable facts that explain the event (frames, dwell, scores...).
+        operator_label: what an operator said it really was (``monitor label``), None if unsaid.
     """
 
     id: str
@@ -140,6 +143,7 @@ class Event:
     zone: str | None = None
     snapshot: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict, compare=False)
+    operator_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

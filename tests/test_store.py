@@ -154,7 +154,7 @@ def test_open_creates_schema_and_reopen_is_a_no_op(db_url: str) -> None:
     try:
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0001",)]
+        assert versions == [("0002",)]
         assert get_event(engine, event.id) == event
     finally:
         engine.dispose()
@@ -186,7 +186,7 @@ def test_alembic_cli_upgrades_a_url(tmp_path: Path) -> None:
         timeout=60,
     )
     with sqlite3.connect(tmp_path / "cli.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
 
 
 def test_sqlite_connections_get_the_pragmas(sqlite_url: str) -> None:

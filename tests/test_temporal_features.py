@@ -66,7 +66,7 @@ def test_fall_class_and_zone_flags() -> None:
     ("kwargs", "message"),
     [({"window": 1, "step_s": 0.2}, "window must be at least 2"),
      ({"window": 8, "step_s": 0}, "step_s must be greater than 0"),
-     ({"window": 8, "step_s": 0.2, "features": ("cx", "speed")}, "unknown features ['speed']")],
+     ({"window": 8, "step_s": 0.2, "features": ("cx", "pace")}, "unknown features ['pace']")],
 )
 def test_spec_rejects_bad_values(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):

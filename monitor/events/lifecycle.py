@@ -5,7 +5,12 @@ An event is one tracked object's life as one kind of event:
 * ``presence``: a track of a watched label is confirmed — seen in ``confirm_frames`` frames with
   a median score of at least ``confirm_min_score`` (a false-positive filter like Frigate's);
 * ``intrusion``: a confirmed track's foot point is inside a zone;
-* ``loitering``: it has stayed in the zone ``loitering_s`` seconds.
+* ``loitering``: it has stayed in the zone ``loitering_s`` seconds;
+* ``fall`` and ``running``: a behaviour decider (``monitor.temporal.deciders``) said so, through
+  ``apply_verdicts``; only confirmed tracks get them.
+
+Every ended event's evidence keeps the track's recent observations (``track``), so an operator
+can label the event (``monitor label``) and ``monitor train --from-db`` can learn from it.
 
 Events end when their track has been unseen for ``end_after_s`` (zone events also when the track
 has been outside the zone that long). Updates are throttled to one per ``update_interval_s``.
@@ -21,12 +26,15 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from monitor.config import EventsConfig
 from monitor.events.zones import Zone
 from monitor.types import Alert, AlertType, Box, Event, EventKind, Frame, Track, Tracks
+
+if TYPE_CHECKING:
+    from monitor.temporal.deciders import Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class _TrackState:
     zone_entered: dict[str, Observation] = field(default_factory=dict)
     zone_last_inside: dict[str, Observation] = field(default_factory=dict)
     open: dict[tuple[EventKind, str | None], _OpenEvent] = field(default_factory=dict)
+    behaviour_evidence: dict[EventKind, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def last(self) -> Observation:
@@ -99,11 +108,38 @@ class EventLifecycle:
         self._new_id = new_id
         self._snapshot_path = snapshot_path
         self._tracks: dict[int, _TrackState] = {}
+        self._frame_size = (0, 0)  # of the newest frame: stored with track records
 
     def history(self, track_id: int) -> tuple[Observation, ...]:
         """The kept observations of a live track, oldest first (empty when unknown)."""
         state = self._tracks.get(track_id)
         return tuple(state.history) if state else ()
+
+    def is_confirmed(self, track_id: int) -> bool:
+        state = self._tracks.get(track_id)
+        return state is not None and state.confirmed
+
+    def track_ids(self) -> set[int]:
+        """The tracks followed now (unseen ones are forgotten after ``end_after_s``)."""
+        return set(self._tracks)
+
+    def apply_verdicts(self, verdicts: Sequence[Verdict]) -> list[Alert]:
+        """Start or end behaviour events (fall, running) of confirmed tracks."""
+        alerts: list[Alert] = []
+        for verdict in verdicts:
+            state = self._tracks.get(verdict.track_id)
+            if state is None or not state.confirmed:
+                continue
+            kind = EventKind(verdict.kind)
+            if verdict.started and (kind, None) not in state.open:
+                state.behaviour_evidence[kind] = verdict.evidence
+                alerts.append(self._start(state, kind, None, verdict.at))
+            elif not verdict.started and (kind, None) in state.open:
+                state.behaviour_evidence[kind] = {
+                    **state.behaviour_evidence.get(kind, {}), "ended_by": verdict.evidence
+                }
+                alerts.extend(self._end(state, kind, None, verdict.at))
+        return alerts
 
     def open_events(self) -> list[Event]:
         return [o.event for s in self._tracks.values() for o in s.open.values()]
@@ -111,6 +147,7 @@ class EventLifecycle:
     def update(self, tracks: Tracks) -> list[Alert]:
         """Feed one frame's tracks; returns the alerts this frame causes, in order."""
         alerts: list[Alert] = []
+        self._frame_size = (tracks.frame.width, tracks.frame.height)
         for track in tracks.items:
             if track.detection.label in self._labels:
                 alerts.extend(self._observe(track, tracks.frame))
@@ -273,6 +310,7 @@ class EventLifecycle:
         if entered is not None:
             evidence["entered_at"] = _iso(entered.at)
             evidence["dwell_s"] = round(last.monotonic - entered.monotonic, 2)
+        evidence["track"] = _track_record(state.history, self._frame_size)
         ended = replace(open_event.event, end_time=last.at, evidence=evidence)
         return [Alert(AlertType.END, ended)]
 
@@ -306,4 +344,41 @@ class EventLifecycle:
                 evidence["dwell_s"] = round(last_inside.monotonic - entered.monotonic, 2)
             if kind is EventKind.LOITERING:
                 evidence["loitering_s"] = self._config.loitering_s
+        if kind in state.behaviour_evidence:
+            evidence["behaviour"] = state.behaviour_evidence[kind]
         return evidence
+
+
+def _track_record(history: Sequence[Observation], frame_size: tuple[int, int]) -> dict[str, Any]:
+    """The track's observations in a compact, JSON-friendly form (what training needs)."""
+    origin = history[0].monotonic
+    return {
+        "frame_size": list(frame_size),
+        "first_at": _iso(history[0].at),
+        "t": [round(o.monotonic - origin, 3) for o in history],
+        "frame": [o.frame_index for o in history],
+        "box": [o.box.as_list() for o in history],
+        "score": [round(o.score, 3) for o in history],
+        "class": [o.class_name for o in history],
+        "in_zone": [sorted(o.zones) for o in history],
+    }
+
+
+def observations_from_record(record: dict[str, Any]) -> tuple[Observation, ...]:
+    """Rebuild the observations kept by ``_track_record`` (for training on labelled events)."""
+    first_at = datetime.fromisoformat(record["first_at"])
+    return tuple(
+        Observation(
+            at=first_at + timedelta(seconds=t),
+            monotonic=float(t),
+            frame_index=int(frame),
+            box=Box(*map(float, box)),
+            score=float(score),
+            class_name=str(class_name),
+            zones=frozenset(zones),
+        )
+        for t, frame, box, score, class_name, zones in zip(
+            record["t"], record["frame"], record["box"], record["score"], record["class"],
+            record["in_zone"], strict=True,
+        )
+    )

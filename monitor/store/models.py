@@ -107,6 +107,9 @@ class EventRow(Base):
     zone: Mapped[str | None] = mapped_column(String(128))
     snapshot: Mapped[str | None] = mapped_column(String(1024))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What an operator said the event really was (monitor label); training data for the model.
+    operator_label: Mapped[str | None] = mapped_column(String(32))
+    labelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

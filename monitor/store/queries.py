@@ -6,7 +6,7 @@ writes. Rows come back as the frozen boundary types of ``monitor.types``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
@@ -94,6 +94,29 @@ def get_event(engine: Engine, event_id: str) -> Event | None:
         return None if row is None else _to_event(row)
 
 
+def set_operator_label(engine: Engine, event_id: str, label: str) -> Event | None:
+    """Record what an operator says the event really was; None when there is no such event."""
+    with Session(engine) as session, session.begin():
+        row = session.get(EventRow, event_id)
+        if row is None:
+            return None
+        row.operator_label = label
+        row.labelled_at = datetime.now(UTC)
+        session.flush()
+        return _to_event(row)
+
+
+def labelled_events(engine: Engine) -> list[Event]:
+    """Every ended event an operator labelled, oldest first."""
+    query = (
+        select(EventRow)
+        .where(EventRow.operator_label.is_not(None), EventRow.end_time.is_not(None))
+        .order_by(EventRow.start_time, EventRow.id)
+    )
+    with Session(engine) as session:
+        return [_to_event(row) for row in session.scalars(query)]
+
+
 def delete_sent_before(engine: Engine, cutoff: datetime) -> int:
     """Delete outbox messages sent before ``cutoff`` (an aware datetime); unsent ones stay.
 
@@ -123,4 +146,5 @@ def _to_event(row: EventRow) -> Event:
         zone=row.zone,
         snapshot=row.snapshot,
         evidence=dict(row.evidence or {}),
+        operator_label=row.operator_label,
     )

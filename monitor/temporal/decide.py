@@ -69,19 +69,39 @@ class VerdictTracker:
         self._config = config
         self._states: dict[tuple[int, str], _State] = {}
 
+    @property
+    def config(self) -> DecisionConfig:
+        return self._config
+
     def active(self, track_id: int) -> list[str]:
         return sorted(
             label for (track, label), s in self._states.items() if track == track_id and s.active
         )
 
-    def update(self, track_id: int, probabilities: Mapping[str, float], now: float) -> list[Transition]:
-        """Feed one step of one track's probabilities; returns the verdicts that changed."""
+    def update(
+        self,
+        track_id: int,
+        probabilities: Mapping[str, float],
+        now: float,
+        *,
+        held: frozenset[str] = frozenset(),
+    ) -> list[Transition]:
+        """Feed one step of one track's probabilities; returns the verdicts that changed.
+
+        Args:
+            held: labels whose active verdicts must not end at this step whatever the
+                probability says (a fall lasts while the person stays down, even after the drop
+                has left the model's window).
+        """
         changes: list[Transition] = []
         config = self._config
         for label, probability in probabilities.items():
             if label == config.background:
                 continue
             state = self._states.setdefault((track_id, label), _State())
+            if state.active and label in held:
+                state.pending_since = None
+                continue
             wants_change = (
                 probability < config.exit_prob if state.active else probability >= config.enter_prob
             )

@@ -6,7 +6,9 @@ no observation within ``step_s`` carries the last known box forward and is flagg
 so the model sees occlusions and dropped detections instead of a silently stretched track.
 
 Positions and sizes are normalised by the frame's width and height, so one model serves cameras
-of any resolution; velocities are in frame-widths (or -heights) per second.
+of any resolution; velocities are in frame-widths (or -heights) per second. ``speed`` is the foot
+point's speed in the person's own heights per second: a runner covers about two body heights a
+second whether near the camera or far from it, which frame-relative velocity cannot tell.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ import numpy as np
 from monitor.events.lifecycle import Observation
 
 FEATURES: tuple[str, ...] = (
-    "cx", "cy", "w", "h", "aspect", "vx", "vy", "score", "fall", "in_zone", "missing",
+    "cx", "cy", "w", "h", "aspect", "vx", "vy", "speed", "score", "fall", "in_zone", "missing",
 )
 """Feature names in column order; a checkpoint stores this and must match it exactly."""
+
+FEATURES_VERSION = 2
+"""Bumped whenever what a feature *means* changes (a checkpoint trained on other semantics with
+the same names would be silently wrong): checkpoints store it and must match it."""
 
 _ASPECT_MAX = 6.0  # height/width of a person standing far away is ~3; cap outliers
 
@@ -83,11 +89,16 @@ def track_window(
     aspect = np.clip((h * height) / np.maximum(w * width, 1e-6), 0.0, _ASPECT_MAX)
     vx = np.diff(cx, prepend=cx[0]) / spec.step_s
     vy = np.diff(cy, prepend=cy[0]) / spec.step_s
+    foot_x = cx * width
+    foot_y = boxes[:, 3]
+    height_px = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    speed = np.hypot(np.diff(foot_x, prepend=foot_x[0]), np.diff(foot_y, prepend=foot_y[0]))
+    speed = speed / height_px / spec.step_s
     score = np.array([o.score for o in history])[index]
     fall = np.array([o.class_name == "Fall" for o in history], dtype=float)[index]
     in_zone = np.array([bool(o.zones) for o in history], dtype=float)[index]
     columns = {
-        "cx": cx, "cy": cy, "w": w, "h": h, "aspect": aspect, "vx": vx, "vy": vy,
+        "cx": cx, "cy": cy, "w": w, "h": h, "aspect": aspect, "vx": vx, "vy": vy, "speed": speed,
         "score": np.where(missing, 0.0, score), "fall": fall, "in_zone": in_zone,
         "missing": missing.astype(float),
     }

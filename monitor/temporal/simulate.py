@@ -4,9 +4,12 @@ Each behaviour is a motion model in metres, projected into pixels with a per-tra
 the person is from the camera) and a per-track viewpoint (the angle of the walking direction),
 then degraded as a detector degrades it: box jitter, score noise and missed detections.
 
-Behaviours: ``walk`` (1–1.7 m/s), ``run`` (3–6 m/s), ``stand`` (sway only), ``loiter`` (slow
+Behaviours: ``walk`` (0.8–1.7 m/s), ``run`` (2.5–6 m/s), ``stand`` (sway only), ``loiter`` (slow
 random walk inside a zone), ``fall`` (walks, then within 0.4–1.0 s the box turns from upright
-to lying, then stays still).
+to lying, then stays still) and ``lie`` (something person-like lying still from its first frame:
+vtest.avi's yellow object on the lawn, which the per-frame detector calls ``Fall``; it never
+dropped, so it is no fall). Walkers, runners and the others cross a zone now and then, so being in
+a zone alone does not mean loitering.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from monitor.events.lifecycle import Observation
 from monitor.types import Box
 
-BEHAVIOURS: tuple[str, ...] = ("walk", "run", "stand", "loiter", "fall")
+BEHAVIOURS: tuple[str, ...] = ("walk", "run", "stand", "loiter", "fall", "lie")
 _PERSON_HEIGHT_M = 1.7
 _PERSON_WIDTH_M = 0.55
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,6 +40,8 @@ class SimulationSettings:
         person_px: range of a standing person's height in pixels (distance to the camera).
         jitter: box noise as a fraction of the box size (standard deviation).
         miss_rate: range of the probability that a frame has no detection.
+        walk_speed, run_speed: ranges in metres per second.
+        zone_share: probability that a non-loitering track crosses a zone for a while.
     """
 
     width: int = 768
@@ -46,6 +51,9 @@ class SimulationSettings:
     person_px: tuple[float, float] = (60.0, 220.0)
     jitter: float = 0.04
     miss_rate: tuple[float, float] = (0.0, 0.15)
+    walk_speed: tuple[float, float] = (0.8, 1.7)
+    run_speed: tuple[float, float] = (2.5, 6.0)
+    zone_share: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,23 +62,29 @@ class SimulatedTrack:
     observations: tuple[Observation, ...]
     event_start_s: float | None
     """For ``fall``: seconds from the track's start to the start of the fall."""
+    event_mid_s: float | None = None
+    """For ``fall``: when the body is half-way down (the moment a window must show to be a fall)."""
 
 
-def _path(behaviour: str, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+def _path(
+    behaviour: str, t: np.ndarray, rng: np.random.Generator, s: SimulationSettings
+) -> tuple[np.ndarray, ...]:
     """Ground position (m), and for each time the fraction of the fall done (0 upright, 1 lying)."""
     heading = rng.uniform(0, 2 * math.pi)
     direction = np.array([math.cos(heading), math.sin(heading) * 0.5])  # depth compresses y
     fallen = np.zeros_like(t)
     fall_start = None
     if behaviour in ("walk", "fall"):
-        speed = rng.uniform(1.0, 1.7)
+        speed = rng.uniform(*s.walk_speed)
     elif behaviour == "run":
-        speed = rng.uniform(3.0, 6.0)
+        speed = rng.uniform(*s.run_speed)
     else:
         speed = 0.0
     position = np.outer(t * speed, direction)
-    if behaviour == "stand":
+    if behaviour in ("stand", "lie"):
         position += rng.normal(0, 0.03, size=position.shape)
+        if behaviour == "lie":
+            fallen = np.ones_like(t)
     elif behaviour == "loiter":
         steps = rng.normal(0, 0.12, size=position.shape)
         position = np.cumsum(steps, axis=0)
@@ -82,7 +96,9 @@ def _path(behaviour: str, t: np.ndarray, rng: np.random.Generator) -> tuple[np.n
         stop = np.searchsorted(t, fall_start)
         position[stop:] = position[stop - 1] if stop > 0 else position[0]
         position[stop:] += np.outer(fallen[stop:], direction) * 0.8  # the body lands forwards
-    return position, fallen, np.array([fall_start if fall_start is not None else np.nan])
+    if fall_start is None:
+        return position, fallen, np.array([np.nan, np.nan])
+    return position, fallen, np.array([fall_start, fall_start + fall_time / 2])
 
 
 _MIN_VISIBLE = 10
@@ -106,7 +122,7 @@ def simulate_track(
         raise ValueError(f"unknown behaviour '{behaviour}'; known: {', '.join(BEHAVIOURS)}")
     s = settings or SimulationSettings()
     t = np.arange(0.0, s.duration_s, 1.0 / s.fps)
-    position, fallen, fall_start = _path(behaviour, t, rng)
+    position, fallen, fall_start = _path(behaviour, t, rng, s)
     px_per_m = rng.uniform(*s.person_px) / _PERSON_HEIGHT_M
     # A fast runner close to the camera crosses the frame in a second; like a real one, the
     # track then only exists while the person is in view. Keep at least _MIN_VISIBLE frames by
@@ -122,7 +138,10 @@ def simulate_track(
     height_px = px_per_m * (_PERSON_HEIGHT_M * (1 - fallen) + 0.45 * fallen)
     width_px = px_per_m * (_PERSON_WIDTH_M * (1 - fallen) + _PERSON_HEIGHT_M * 0.9 * fallen)
     miss_rate = rng.uniform(*s.miss_rate)
-    zone = frozenset({"zone"}) if behaviour == "loiter" else frozenset()
+    in_zone = np.full(len(t), behaviour == "loiter")
+    if behaviour != "loiter" and rng.random() < s.zone_share:
+        first_in, last_in = sorted(rng.integers(0, len(t), size=2))
+        in_zone[first_in : last_in + 1] = True
     observations = []
     first = int(np.argmax(visible))
     for i, moment in enumerate(t):
@@ -150,8 +169,11 @@ def simulate_track(
                 box=box,
                 score=float(np.clip(rng.normal(0.72, 0.1), 0.3, 0.99)),
                 class_name=class_name,
-                zones=zone,
+                zones=frozenset({"zone"}) if in_zone[i] else frozenset(),
             )
         )
-    start_s = None if math.isnan(fall_start[0]) else float(fall_start[0])
-    return SimulatedTrack(behaviour, tuple(observations), start_s)
+    if math.isnan(fall_start[0]):
+        return SimulatedTrack(behaviour, tuple(observations), None)
+    return SimulatedTrack(
+        behaviour, tuple(observations), float(fall_start[0]), float(fall_start[1])
+    )
