@@ -35,6 +35,7 @@ def as_dict(event: Event) -> dict[str, Any]:
         "box": event.box.as_list(),
         "zone": event.zone,
         "snapshot": event.snapshot,
+        "operator_label": event.operator_label,
         "evidence": event.evidence,
     }
 
@@ -72,12 +73,65 @@ def _table(events: Sequence[Event]) -> str:
 
 
 def render_one(event: Event) -> str:
-    """One event with its evidence, for ``monitor events show ID``."""
+    """One event with its evidence, for ``monitor events show ID``.
+
+    A behaviour event (fall, running) first says why: which decider, which model (name and
+    SHA-256), the rule values, the frames that triggered it and the per-class probabilities over
+    the last model steps. The stored track (kept for training) is summarised, not dumped.
+    """
     data = as_dict(event)
-    evidence = data.pop("evidence") or {}
+    evidence = dict(data.pop("evidence") or {})
     width = max(len(k) for k in data)
     lines = [f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in data.items()]
+    behaviour = evidence.pop("behaviour", None)
+    if isinstance(behaviour, dict):
+        lines.extend(_why(behaviour))
+    track = evidence.pop("track", None)
     lines.append("evidence:")
     for key, value in evidence.items():
         lines.append(f"  {key}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+    if isinstance(track, dict):
+        lines.append(f"  track: {len(track.get('t', []))} observations kept (for 'monitor train "
+                     "--from-db' once labelled)")
     return "\n".join(lines)
+
+
+def _why(behaviour: dict[str, Any]) -> list[str]:
+    decider = behaviour.get("decider", "?")
+    lines = ["why:", f"  decider: {decider}"]
+    model = behaviour.get("temporal")
+    if isinstance(model, dict):
+        lines.append(
+            f"  model: {model.get('name')} sha256 {model.get('sha256')} "
+            f"({model.get('architecture')}, window {model.get('window')} x {model.get('step_s')} s)"
+        )
+    elif isinstance(behaviour.get(decider), dict):
+        lines.append(f"  thresholds: {json.dumps(behaviour[decider])}")
+    rules = behaviour.get("rules") or {}
+    if rules:
+        lines.append("  rule values: " + ", ".join(f"{k} {v}" for k, v in rules.items()))
+    trigger = behaviour.get("trigger") or {}
+    if trigger:
+        frames = trigger.get("frames") or []
+        lines.append(
+            f"  trigger: {trigger.get('from')} .. {trigger.get('to')}, probability "
+            f"{trigger.get('probability')}, frames {frames[0] if frames else '-'}"
+            f"..{frames[-1] if frames else '-'} ({len(frames)})"
+        )
+    probabilities = behaviour.get("probabilities") or []
+    if probabilities:
+        labels = [k for k in probabilities[-1] if k != "at"]
+        lines.append("  probabilities over the last steps:")
+        lines.append("    " + "time".ljust(15) + "".join(f"{label:>10}" for label in labels))
+        for step in probabilities:
+            try:
+                moment = datetime.fromisoformat(str(step.get("at"))).strftime("%H:%M:%S.%f")[:-3]
+            except ValueError:
+                moment = "?"
+            cells = "".join(f"{step.get(label, 0.0):>10.3f}" for label in labels)
+            lines.append(f"    {moment.ljust(15)}{cells}")
+    ended = behaviour.get("ended_by")
+    if isinstance(ended, dict) and ended.get("trigger"):
+        lines.append(f"  ended: {ended['trigger'].get('from')} (probability "
+                     f"{ended['trigger'].get('probability')})")
+    return lines
