@@ -72,7 +72,13 @@ def _load(path: str) -> Config:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config_file)
-    print(f"{args.config_file}: OK ({len(config.cameras)} camera(s))")
+    model = ""
+    if config.temporal.decider == "temporal":
+        from monitor.temporal.deciders import load_configured_checkpoint
+
+        checkpoint = load_configured_checkpoint(config.temporal)
+        model = f", temporal model {checkpoint.path} sha256 {checkpoint.sha256}"
+    print(f"{args.config_file}: OK ({len(config.cameras)} camera(s){model})")
     return EXIT_OK
 
 

@@ -159,7 +159,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_config_cli(tmp_path: Path) -> None:
     ok = run_cli("check-config", str(REPO / "config.example.toml"))
     assert ok.returncode == 0, ok.stderr
-    assert "OK (2 camera(s))" in ok.stdout
+    assert "OK (2 camera(s), temporal model" in ok.stdout
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[[cameras]]\nname = "a"\nurl = "rtsp://u:pw@h/x"\n[mqtt]\nport = "x"\n')

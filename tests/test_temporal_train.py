@@ -206,3 +206,33 @@ def test_monitor_train_reproduces_the_shipped_checkpoint(tmp_path: Path) -> None
         assert again.metrics["per_class"][label]["f1"] == pytest.approx(
             shipped.metrics["per_class"][label]["f1"], abs=0.02
         )
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def test_daemon_and_check_config_refuse_a_bad_checkpoint(tmp_path: Path) -> None:
+    """A tampered checkpoint, or one other than the pinned digest: one line, exit 1, before the
+    daemon watches anything."""
+    footage = tmp_path / "clip.avi"
+    footage.write_bytes(b"")  # the camera is never opened: the model is refused first
+    tampered = checkpoint_file(tmp_path, metrics={"macro_f1": 0.99})
+    config = tmp_path / "monitor.toml"
+    base = (f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+            f'[[cameras]]\nname = "cam"\nurl = "{footage}"\n')
+    config.write_text(base + f'[temporal]\ncheckpoint = "{tampered}"\n')
+    for command in (["check-config", str(config)], ["run", "--config", str(config)]):
+        done = cli(*command)
+        assert done.returncode == 1, done.stderr
+        errors = [line for line in done.stderr.splitlines() if "error" in line]
+        assert errors == [errors[0]] and "modified or corrupt" in errors[0], done.stderr
+    config.write_text(base + f'[temporal]\nsha256 = "{"ab" * 32}"\n')
+    done = cli("check-config", str(config))
+    assert done.returncode == 1 and "differs from the one pinned in config" in done.stderr
+    shipped = load_checkpoint(packaged_checkpoint()).sha256
+    config.write_text(base + f'[temporal]\nsha256 = "{shipped}"\n')
+    assert cli("check-config", str(config)).returncode == 0
