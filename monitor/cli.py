@@ -283,6 +283,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from monitor.temporal.bench import measure
+    from monitor.temporal.checkpoint import load_checkpoint
+    from monitor.temporal.deciders import packaged_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint or packaged_checkpoint())
+    print(f"temporal decider, one torch thread, model {checkpoint.name} "
+          f"({checkpoint.architecture.kind}, window {checkpoint.spec.window})")
+    print(f"{'tracks':>6}  {'step median ms':>14}  {'step p95 ms':>11}  {'score ms':>8}")
+    rows = []
+    for tracks in args.tracks:
+        cost = measure(checkpoint, tracks, repeats=args.repeats)
+        rows.append(cost)
+        print(f"{cost.tracks:>6}  {cost.median_ms:>14.3f}  {cost.p95_ms:>11.3f}  "
+              f"{cost.score_ms:>8.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"checkpoint": checkpoint.sha256, "rows": [dataclasses.asdict(c) for c in rows]},
+            indent=2) + "\n")
+    return EXIT_OK
+
+
+def _track_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected counts like 1,5,20, got '{text}'")
+    return counts
+
+
 def _database_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", metavar="FILE", help="read the database URL from this config")
@@ -373,6 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
+
+    bench = commands.add_parser("bench", help="benchmarks (issue 4 adds the whole pipeline)")
+    bench.add_argument("what", choices=["temporal"], help="temporal: cost of one camera-step")
+    bench.add_argument("--tracks", type=_track_counts, default=[1, 5, 20, 50],
+                       help="live tracks per camera, comma-separated (default 1,5,20,50)")
+    bench.add_argument("--repeats", type=_positive_int, default=200)
+    bench.add_argument("--checkpoint", metavar="FILE", help="default: the packaged model")
+    bench.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -73,33 +73,46 @@ def track_window(
     """
     if not history:
         raise ValueError("a feature window needs at least one observation")
-    times = np.array([o.monotonic for o in history])
+    # Only the tail the grid reaches matters: the newest observation at or before the grid's
+    # first time, and everything after it. Tracks keep minutes of history; the window is seconds.
+    first_grid = history[-1].monotonic - spec.step_s * (spec.window - 1)
+    start = len(history) - 1
+    while start > 0 and history[start].monotonic > first_grid + spec.step_s * 1e-6:
+        start -= 1
+    history = history[start:]
+    # One pass over the observations into one array: this runs for every live track at every
+    # camera step, where per-field numpy calls would cost more than the network.
+    table = np.array(
+        [
+            (o.monotonic, o.box.x1, o.box.y1, o.box.x2, o.box.y2, o.score,
+             o.class_name == "Fall", bool(o.zones))
+            for o in history
+        ],
+        dtype=float,
+    )
+    times = table[:, 0]
     grid = times[-1] - spec.step_s * np.arange(spec.window - 1, -1, -1)
     # For each grid time, the newest observation at or before it.
     tolerance = spec.step_s * 1e-6  # grid times are sums of floats: 1.8 - 9 * 0.2 != 0.0
     index = np.clip(np.searchsorted(times, grid + tolerance, side="right") - 1, 0, len(history) - 1)
-    age = grid - times[index]
-    missing = (age > spec.step_s - tolerance) | (grid < times[0] - tolerance)
+    missing = (grid - times[index] > spec.step_s - tolerance) | (grid < times[0] - tolerance)
 
-    boxes = np.array([[o.box.x1, o.box.y1, o.box.x2, o.box.y2] for o in history])[index]
-    w = (boxes[:, 2] - boxes[:, 0]) / width
-    h = (boxes[:, 3] - boxes[:, 1]) / height
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2 / width
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2 / height
-    aspect = np.clip((h * height) / np.maximum(w * width, 1e-6), 0.0, _ASPECT_MAX)
-    vx = np.diff(cx, prepend=cx[0]) / spec.step_s
-    vy = np.diff(cy, prepend=cy[0]) / spec.step_s
-    foot_x = cx * width
-    foot_y = boxes[:, 3]
-    height_px = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-    speed = np.hypot(np.diff(foot_x, prepend=foot_x[0]), np.diff(foot_y, prepend=foot_y[0]))
-    speed = speed / height_px / spec.step_s
-    score = np.array([o.score for o in history])[index]
-    fall = np.array([o.class_name == "Fall" for o in history], dtype=float)[index]
-    in_zone = np.array([bool(o.zones) for o in history], dtype=float)[index]
+    rows = table[index]
+    x1, y1, x2, y2 = rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4]
+    w = (x2 - x1) / width
+    h = (y2 - y1) / height
+    cx = (x1 + x2) / 2 / width
+    cy = (y1 + y2) / 2 / height
+    aspect = np.clip((y2 - y1) / np.maximum(x2 - x1, 1e-6), 0.0, _ASPECT_MAX)
+    step = np.zeros((len(grid), 4))  # per-step change of cx, cy, foot x, foot y (first: 0)
+    moving = np.stack([cx, cy, cx * width, y2], axis=1)
+    step[1:] = moving[1:] - moving[:-1]
+    vx = step[:, 0] / spec.step_s
+    vy = step[:, 1] / spec.step_s
+    speed = np.hypot(step[:, 2], step[:, 3]) / np.maximum(y2 - y1, 1.0) / spec.step_s
     columns = {
         "cx": cx, "cy": cy, "w": w, "h": h, "aspect": aspect, "vx": vx, "vy": vy, "speed": speed,
-        "score": np.where(missing, 0.0, score), "fall": fall, "in_zone": in_zone,
+        "score": np.where(missing, 0.0, rows[:, 5]), "fall": rows[:, 6], "in_zone": rows[:, 7],
         "missing": missing.astype(float),
     }
     return np.stack([columns[name] for name in spec.features], axis=1).astype(np.float32)
