@@ -1,0 +1,83 @@
+"""Ground truth of a planned clip: the event intervals, measured on the boxes that are drawn.
+
+Intervals are half-open, in seconds from the clip's first frame: ``start`` = first frame / fps,
+``end`` = (last frame + 1) / fps, so an event lasting to the final frame ends at the clip's length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.events.zones import Zone
+from monitor.synth.plan import ClipSpec
+
+EVENT_KINDS: tuple[str, ...] = ("fall", "running", "loitering")
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """One labelled interval of one clip (a row of annotations.json)."""
+
+    clip: str
+    kind: str
+    start: float
+    end: float
+
+    def as_json(self) -> dict[str, str | float]:
+        return {"clip": self.clip, "kind": self.kind, "start": self.start, "end": self.end}
+
+
+def in_view(boxes: np.ndarray, width: int, height: int, min_fraction: float) -> np.ndarray:
+    """Per frame, whether at least ``min_fraction`` of the box (n, 4) lies inside the frame."""
+    with np.errstate(invalid="ignore"):
+        inner_w = np.clip(boxes[:, 2], 0, width) - np.clip(boxes[:, 0], 0, width)
+        inner_h = np.clip(boxes[:, 3], 0, height) - np.clip(boxes[:, 1], 0, height)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        return np.asarray(inner_w * inner_h >= min_fraction * area)
+
+
+def feet_in_zone(boxes: np.ndarray, zone: Zone, width: int, height: int) -> np.ndarray:
+    """Per frame, whether the box's bottom-centre lies in the zone (False where absent)."""
+    inside = np.zeros(len(boxes), dtype=bool)
+    for frame, (x1, _, x2, y2) in enumerate(boxes):
+        if not np.isnan(x1):
+            inside[frame] = zone.contains((x1 + x2) / 2.0, y2, width, height)
+    return inside
+
+
+def _interval(flags: np.ndarray, fps: float) -> tuple[float, float] | None:
+    frames = np.flatnonzero(flags)
+    if len(frames) == 0:
+        return None
+    return round(frames[0] / fps, 3), round((frames[-1] + 1) / fps, 3)
+
+
+def annotate(
+    spec: ClipSpec, zone: Zone, frame_size: tuple[int, int], min_in_view: float
+) -> list[Annotation]:
+    """The event rows of one clip (none for ``walk`` clips).
+
+    Args:
+        spec: the planned clip.
+        zone: the loitering zone.
+        frame_size: (width, height) in pixels.
+        min_in_view: a runner counts as in view when this fraction of their box is inside.
+
+    Returns:
+        At most one row: fall (from the first frame of the fall to the end of the clip),
+        running (while the runner is in view) or loitering (while the feet are in the zone).
+    """
+    width, height = frame_size
+    boxes = spec.labelled.boxes
+    interval: tuple[float, float] | None = None
+    if spec.kind == "fall" and spec.fall_frame is not None:
+        interval = round(spec.fall_frame / spec.fps, 3), round(spec.n_frames / spec.fps, 3)
+    elif spec.kind == "running":
+        interval = _interval(in_view(boxes, width, height, min_in_view), spec.fps)
+    elif spec.kind == "loitering":
+        interval = _interval(feet_in_zone(boxes, zone, width, height), spec.fps)
+    if interval is None:
+        return []
+    return [Annotation(spec.name, spec.kind, *interval)]
