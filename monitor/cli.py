@@ -224,7 +224,7 @@ def _write_eval_config(
     (out / "eval.toml").write_text(
         "# Written by 'monitor synth': the settings 'monitor eval' applies to every clip here.\n"
         "# The camera's url is only a placeholder; each clip is evaluated as its own camera.\n"
-        "[events]\nend_after_s = 3\nloitering_s = 8\n\n"
+        "[events]\nloitering_s = 8\n\n"
         f"[[cameras]]\nname = \"clip\"\nurl = \"{first_clip}\"\ndetect_fps = {fps / 2:g}\n\n"
         f"[[cameras.zones]]\nname = \"zone\"\npolygon = [{polygon}]\n"
     )

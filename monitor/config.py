@@ -136,6 +136,21 @@ class TrackerConfig(_Strict):
     match_threshold: float = Field(
         0.8, gt=0, le=1, description="ByteTrack's matching cost threshold (1 - IoU)."
     )
+    box_buffer: float = Field(
+        0.5,
+        ge=0,
+        le=2,
+        description="Boxes are widened by this fraction of their size on each side for matching "
+        "only (buffered IoU): at 5 detections a second a runner's boxes no longer overlap, and a "
+        "falling person's box changes shape; without it both lose their track.",
+    )
+    stitch_s: float = Field(
+        4.0, ge=0, description="A new track starting this soon after another vanished nearby "
+        "continues it (a fall breaks box matching); 0 turns stitching off.",
+    )
+    stitch_radius: float = Field(
+        1.0, gt=0, description="How near: foot-point distance in the vanished box's heights."
+    )
 
 
 class CameraConfig(_Strict):
@@ -253,7 +268,7 @@ class TemporalConfig(_Strict):
         "(a fall event stays open while they are).",
     )
     running_speed_hps: float = Field(
-        1.6, gt=0, description="rules: foot speed, in body heights per second, that is running.",
+        1.3, gt=0, description="rules: foot speed, in body heights per second, that is running.",
     )
     speed_window_s: float = Field(1.0, gt=0, description="rules: speed is measured over this.")
     upright_aspect: float = Field(

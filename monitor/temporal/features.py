@@ -9,6 +9,9 @@ Positions and sizes are normalised by the frame's width and height, so one model
 of any resolution; velocities are in frame-widths (or -heights) per second. ``speed`` is the foot
 point's speed in the person's own heights per second: a runner covers about two body heights a
 second whether near the camera or far from it, which frame-relative velocity cannot tell.
+``speed_1s`` is the same over the last second (foot displacement over about one second, divided
+by the mean box height): real detector boxes flicker in size from frame to frame, which makes the
+per-step speed of a walker spike to a runner's now and then.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import numpy as np
 from monitor.events.lifecycle import Observation
 
 FEATURES: tuple[str, ...] = (
-    "cx", "cy", "w", "h", "aspect", "vx", "vy", "speed", "score", "fall", "in_zone", "missing",
+    "cx", "cy", "w", "h", "aspect", "vx", "vy", "speed", "speed_1s", "score", "fall", "in_zone",
+    "missing",
 )
 """Feature names in column order; a checkpoint stores this and must match it exactly."""
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 """Bumped whenever what a feature *means* changes (a checkpoint trained on other semantics with
 the same names would be silently wrong): checkpoints store it and must match it."""
 
@@ -110,8 +114,15 @@ def track_window(
     vx = step[:, 0] / spec.step_s
     vy = step[:, 1] / spec.step_s
     speed = np.hypot(step[:, 2], step[:, 3]) / np.maximum(y2 - y1, 1.0) / spec.step_s
+    lag = max(1, round(1.0 / spec.step_s))  # steps in about one second
+    back = np.maximum(np.arange(len(grid)) - lag, 0)
+    elapsed = np.maximum((np.arange(len(grid)) - back) * spec.step_s, spec.step_s)
+    foot = moving[:, 2:]
+    mean_height = (np.maximum(y2 - y1, 1.0) + np.maximum(y2[back] - y1[back], 1.0)) / 2
+    speed_1s = np.hypot(*(foot - foot[back]).T) / mean_height / elapsed
     columns = {
         "cx": cx, "cy": cy, "w": w, "h": h, "aspect": aspect, "vx": vx, "vy": vy, "speed": speed,
+        "speed_1s": speed_1s,
         "score": np.where(missing, 0.0, rows[:, 5]), "fall": rows[:, 6], "in_zone": rows[:, 7],
         "missing": missing.astype(float),
     }

@@ -4,7 +4,7 @@ Each behaviour is a motion model in metres, projected into pixels with a per-tra
 the person is from the camera) and a per-track viewpoint (the angle of the walking direction),
 then degraded as a detector degrades it: box jitter, score noise and missed detections.
 
-Behaviours: ``walk`` (0.8–1.7 m/s), ``run`` (2.5–6 m/s), ``stand`` (sway only), ``loiter`` (slow
+Behaviours: ``walk`` (0.8–2 m/s), ``run`` (2.4–6 m/s), ``stand`` (sway only), ``loiter`` (slow
 random walk inside a zone), ``fall`` (walks, then within 0.4–1.0 s the box turns from upright
 to lying, then stays still) and ``lie`` (something person-like lying still from its first frame:
 vtest.avi's yellow object on the lawn, which the per-frame detector calls ``Fall``; it never
@@ -40,6 +40,12 @@ class SimulationSettings:
         person_px: range of a standing person's height in pixels (distance to the camera).
         jitter: box noise as a fraction of the box size (standard deviation).
         miss_rate: range of the probability that a frame has no detection.
+        fall_miss_rate: range of that probability while the body is going down.
+        flicker_rate, flicker_size: real boxes jump in size now and then (a limb, a shadow, two
+            people briefly merged): how often, and by what fraction of the height.
+        post_fall_gap_s, post_fall_gap_share: a share of fallers is not detected at all for a
+            while after landing (a lying body is harder to detect; seen on composed clips).
+        upright_width_m, lying_height_m, lying_width_m: ranges of box sizes in metres.
         walk_speed, run_speed: ranges in metres per second.
         zone_share: probability that a non-loitering track crosses a zone for a while.
     """
@@ -51,8 +57,16 @@ class SimulationSettings:
     person_px: tuple[float, float] = (60.0, 220.0)
     jitter: float = 0.04
     miss_rate: tuple[float, float] = (0.0, 0.15)
-    walk_speed: tuple[float, float] = (0.8, 1.7)
-    run_speed: tuple[float, float] = (2.5, 6.0)
+    fall_miss_rate: tuple[float, float] = (0.0, 0.9)
+    flicker_rate: tuple[float, float] = (0.0, 0.3)
+    flicker_size: tuple[float, float] = (0.1, 0.25)
+    post_fall_gap_s: tuple[float, float] = (0.0, 3.5)
+    post_fall_gap_share: float = 0.4
+    upright_width_m: tuple[float, float] = (0.6, 1.05)
+    lying_height_m: tuple[float, float] = (0.45, 0.9)
+    lying_width_m: tuple[float, float] = (1.2, 1.7)
+    walk_speed: tuple[float, float] = (0.8, 2.0)
+    run_speed: tuple[float, float] = (2.4, 6.0)
     zone_share: float = 0.3
 
 
@@ -135,9 +149,20 @@ def simulate_track(
             break
         px_per_m /= 2
     # Upright: 1.7 m tall, 0.55 m wide. Lying: the body's length lies along the ground.
-    height_px = px_per_m * (_PERSON_HEIGHT_M * (1 - fallen) + 0.45 * fallen)
-    width_px = px_per_m * (_PERSON_WIDTH_M * (1 - fallen) + _PERSON_HEIGHT_M * 0.9 * fallen)
+    # A detector's box is wider than the body (arms, stride) and a lying body's box depends on
+    # the pose and the viewing angle: draw both per track, as measured on vtest.avi people
+    # (upright height/width about 1.6-2.6) and on lying people (0.3-0.7).
+    upright_w = rng.uniform(*s.upright_width_m)
+    lying_h = rng.uniform(*s.lying_height_m)
+    lying_w = rng.uniform(*s.lying_width_m)
+    height_px = px_per_m * (_PERSON_HEIGHT_M * (1 - fallen) + lying_h * fallen)
+    width_px = px_per_m * (upright_w * (1 - fallen) + lying_w * fallen)
     miss_rate = rng.uniform(*s.miss_rate)
+    # The detector often loses a person in mid-fall (neither upright nor lying).
+    fall_miss_rate = rng.uniform(*s.fall_miss_rate)
+    flicker_rate = rng.uniform(*s.flicker_rate)
+    gap_s = rng.uniform(*s.post_fall_gap_s) if rng.random() < s.post_fall_gap_share else 0.0
+    landed = t[np.argmax(fallen >= 0.95)] if behaviour == "fall" else np.inf
     in_zone = np.full(len(t), behaviour == "loiter")
     if behaviour != "loiter" and rng.random() < s.zone_share:
         first_in, last_in = sorted(rng.integers(0, len(t), size=2))
@@ -145,10 +170,17 @@ def simulate_track(
     observations = []
     first = int(np.argmax(visible))
     for i, moment in enumerate(t):
+        falling = 0.05 < fallen[i] < 0.95
         if not visible[i] or (i > first and rng.random() < miss_rate):
+            continue
+        if behaviour == "fall" and landed <= moment < landed + gap_s:
+            continue
+        if behaviour == "fall" and falling and rng.random() < fall_miss_rate:
             continue
         w = width_px[i] * (1 + rng.normal(0, s.jitter))
         h = height_px[i] * (1 + rng.normal(0, s.jitter))
+        if rng.random() < flicker_rate:
+            h *= 1 + rng.choice([-1.0, 1.0]) * rng.uniform(*s.flicker_size)
         cx = foot[i, 0] + rng.normal(0, s.jitter) * w
         bottom = foot[i, 1] + rng.normal(0, s.jitter) * h * 0.5
         box = Box(

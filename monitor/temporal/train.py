@@ -64,6 +64,10 @@ class TrainSettings:
             camera, track length, box noise).
         fall_before_s, fall_after_s: how much of the upright walk and of the lying a window must
             show around the drop to be labelled ``fall``.
+        running_min_hps, walking_max_hps: a camera sees speed in body heights per second, and a
+            runner heading at the camera looks no faster than a walker crossing the view: runs
+            that look slower than the first and walks that look faster than the second are
+            left out, so the label stays something the pixels can show.
     """
 
     seed: int = 7
@@ -85,6 +89,8 @@ class TrainSettings:
     jitter: tuple[float, float] = (0.02, 0.06)
     fall_before_s: float = 1.0
     fall_after_s: float = 0.4
+    running_min_hps: float = 1.35
+    walking_max_hps: float = 1.2
 
     @property
     def spec(self) -> FeatureSpec:
@@ -177,6 +183,11 @@ def simulated_tracks(settings: TrainSettings, rng: np.random.Generator) -> list[
                 jitter=float(rng.uniform(*settings.jitter)),
             )
             track = simulate_track(behaviour, rng, sim)
+            apparent = apparent_speed_hps(track.observations)
+            if (behaviour == "run" and apparent < settings.running_min_hps) or (
+                behaviour == "walk" and apparent > settings.walking_max_hps
+            ):
+                continue
             if behaviour == "fall":
                 label_at = fall_window_label(track, settings)
             else:
@@ -185,6 +196,17 @@ def simulated_tracks(settings: TrainSettings, rng: np.random.Generator) -> list[
                 LabelledTrack(track.observations, sim.width, sim.height, label_at, len(tracks))
             )
     return tracks
+
+
+def apparent_speed_hps(observations: Sequence[Observation]) -> float:
+    """Median foot-point speed over the track, in body heights per second (what a camera sees)."""
+    if len(observations) < 2:
+        return 0.0
+    t = np.array([o.monotonic for o in observations])
+    foot = np.array([o.box.foot for o in observations])
+    height = np.array([o.box.y2 - o.box.y1 for o in observations])
+    step = np.hypot(*np.diff(foot, axis=0).T) / np.maximum(height[1:], 1.0)
+    return float(np.median(step / np.maximum(np.diff(t), 1e-6)))
 
 
 def _constant(label: str) -> Callable[[float], str | None]:
