@@ -224,7 +224,9 @@ def _write_eval_config(
     (out / "eval.toml").write_text(
         "# Written by 'monitor synth': the settings 'monitor eval' applies to every clip here.\n"
         "# The camera's url is only a placeholder; each clip is evaluated as its own camera.\n"
-        "[events]\nloitering_s = 8\n\n"
+        "[tracker]\n# Lying and far-away people score 0.4-0.5 with the default model: let them\n"
+        "# start tracks (events still need confirmation).\nactivation_score = 0.3\n\n"
+        "[events]\nloitering_s = 8\nconfirm_min_score = 0.45\n\n"
         f"[[cameras]]\nname = \"clip\"\nurl = \"{first_clip}\"\ndetect_fps = {fps / 2:g}\n\n"
         f"[[cameras.zones]]\nname = \"zone\"\npolygon = [{polygon}]\n"
     )

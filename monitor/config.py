@@ -130,7 +130,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 class TrackerConfig(_Strict):
     activation_score: float = Field(
-        0.4, ge=0, le=1, description="A new track needs a detection of at least this score + 0.1."
+        0.3,
+        ge=0,
+        le=1,
+        description="A new track needs a detection of at least this score + 0.1. Low because a "
+        "lying person scores 0.4-0.5 with the default model; events still need confirmation.",
     )
     lost_track_s: float = Field(2.0, gt=0, description="A track unmatched this long is dropped.")
     match_threshold: float = Field(
