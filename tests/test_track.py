@@ -96,3 +96,20 @@ def test_someone_appearing_far_away_is_not_stitched() -> None:
     elsewhere = [(1.6 + i * 0.2, (80.0, 40.0, 95.0, 90.0)) for i in range(4)]
     ids = run_frames(ByteTracker("c", TrackerConfig(), detect_fps=5), upright + elsewhere)
     assert len({i for i in ids if i is not None}) == 2
+
+
+def test_stitching_never_reports_one_id_twice_in_a_frame() -> None:
+    from monitor.track.stitch import TrackStitcher
+    from monitor.types import Track, Tracks
+    from tests.builders import make_frame
+
+    stitcher = TrackStitcher(stitch_s=4.0, stitch_radius=1.0)
+    here = make_detection((40, 10, 55, 60))
+    stitcher.update(Tracks(make_frame(0.0), (Track("cam1", 2, here),)))
+    # Track 2 vanishes; tracker id 7 appears at the same spot and continues it as 2 ...
+    assert [t.track_id for t in stitcher.update(Tracks(make_frame(1.0), (Track("cam1", 7, here),))).items] == [2]
+    # ... then the tracker re-finds its own track 2 elsewhere while 7 is still seen.
+    there = make_detection((80, 10, 95, 60))
+    both = stitcher.update(Tracks(make_frame(1.2), (Track("cam1", 7, here), Track("cam1", 2, there))))
+    ids = [t.track_id for t in both.items]
+    assert ids[0] == 2 and ids[1] != 2 and len(set(ids)) == 2

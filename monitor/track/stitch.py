@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from monitor.types import Box, Track, Tracks
 
 
+_FRESH = 1_000_000  # ids given to re-found tracks whose own id was stitched onto another
+
+
 @dataclass(frozen=True, slots=True)
 class _Sighting:
     monotonic: float
@@ -45,8 +48,14 @@ class TrackStitcher:
         if new and self._stitch_s > 0:
             self._stitch(new, taken, now)
         out = []
+        reported: set[int] = set()
         for track in tracks.items:
             track_id = self._alias.setdefault(track.track_id, track.track_id)
+            if track_id in reported:
+                # ByteTrack re-found a lost track whose id a stitched track carries on by now:
+                # the re-found one becomes a new track (ids outside ByteTrack's own range).
+                track_id = self._alias[track.track_id] = _FRESH + track.track_id
+            reported.add(track_id)
             self._last[track_id] = _Sighting(now, track.detection.box)
             out.append(Track(track.camera, track_id, track.detection))
         self._forget(now)
