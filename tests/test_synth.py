@@ -7,6 +7,7 @@ the real footage and the real detector.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -20,9 +21,10 @@ import pytest
 
 from monitor.events.zones import Zone
 from monitor.synth import SynthSettings, generate_clips
-from monitor.synth.annotate import feet_in_zone, in_view
+from monitor.synth.annotate import feet_in_zone
 from monitor.synth.assets import load_or_build
 from monitor.synth.background import median_background
+from monitor.synth.boxes import in_view, inside_frame
 from monitor.synth.compose import CACHE_FOLDER, make_cast, plan_clips
 from monitor.synth.crops import (
     CropSettings, PersonCrop, ScoredBox, cut_crop, fit_perspective, harvest_crops, select_boxes,
@@ -123,7 +125,9 @@ FAST = SynthSettings(
     loiter_pause_s=(0.0, 0.5),
     loiter_approach_m=1.0,
     fall_at_s=(0.8, 1.5),
+    fall_upright_s=0.5,
     fall_s=(0.3, 0.5),
+    run_in_view_s=1.0,
     walkers=(1, 1),
     ground_y=(0.45, 0.95),
     background_frames=15,
@@ -131,6 +135,10 @@ FAST = SynthSettings(
                        spacing_px=6.0, pad_px=3, open_px=3, close_px=3, min_crops=2,
                        min_perspective_boxes=4),
 )
+
+
+DEFAULT = SynthSettings(background_frames=FAST.background_frames, crops=FAST.crops)
+"""The shipped motion settings (20 s clips), planned on the small fake scene's assets."""
 
 
 @dataclass(frozen=True)
@@ -406,6 +414,89 @@ def test_a_second_seed_in_the_same_folder_keeps_the_first_rows(
                        settings=SynthSettings(fps=5.0, crops=FAST.crops))
 
 
+# --- planning with the shipped settings ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def planned(scene: tuple[Path, np.ndarray], generated: Generated) -> list[ClipSpec]:
+    """Six clips of every kind planned with the shipped motion settings on the fake scene."""
+    footage, background = scene
+    assets = load_or_build(footage, generated.out_dir / CACHE_FOLDER, fake_detector(background),
+                           DEFAULT, lambda _: None)
+    return plan_clips(21, 6, make_cast(assets, DEFAULT), DEFAULT)
+
+
+def of_kind(specs: list[ClipSpec], kind: str) -> list[ClipSpec]:
+    chosen = [spec for spec in specs if spec.kind == kind]
+    assert len(chosen) == 6
+    return chosen
+
+
+def test_fallers_go_down_well_inside_the_frame(planned: list[ClipSpec]) -> None:
+    for spec in of_kind(planned, "fall"):
+        assert spec.fall_frame is not None
+        trajectory, boxes = spec.labelled.trajectory, spec.labelled.boxes
+        foot_x, foot_y = trajectory.x[spec.fall_frame], trajectory.y[spec.fall_frame]
+        assert 0.2 * WIDTH <= foot_x <= 0.8 * WIDTH, spec.name
+        assert foot_y >= 0.45 * HEIGHT, spec.name
+        lying = boxes[spec.fall_frame:]
+        assert inside_frame(lying, WIDTH, HEIGHT, DEFAULT.edge_margin_px).all(), spec.name
+        assert DEFAULT.edge_margin_px >= 8
+
+
+def test_fallers_are_seen_walking_upright_before_going_down(planned: list[ClipSpec]) -> None:
+    before = round(3.0 * DEFAULT.fps)
+    assert DEFAULT.fall_upright_s >= 3.0
+    for spec in of_kind(planned, "fall"):
+        assert spec.fall_frame is not None
+        walk = range(spec.fall_frame - before, spec.fall_frame)
+        assert walk.start >= 0, spec.name
+        trajectory, boxes = spec.labelled.trajectory, spec.labelled.boxes
+        assert in_view(boxes[walk.start:walk.stop], WIDTH, HEIGHT, DEFAULT.in_view_frac).all()
+        assert (trajectory.angle_deg[walk.start:walk.stop] == 0.0).all(), spec.name
+        assert (np.abs(np.diff(trajectory.x[walk.start:walk.stop])) > 0).all(), spec.name
+
+
+def test_runners_stay_near_and_in_view_long_enough(planned: list[ClipSpec]) -> None:
+    for spec in of_kind(planned, "running"):
+        rows = spec.labelled.trajectory.y
+        assert np.nanmin(rows) >= 0.45 * HEIGHT, spec.name
+        seen = in_view(spec.labelled.boxes, WIDTH, HEIGHT, DEFAULT.in_view_frac)
+        assert seen.sum() >= 2.5 * DEFAULT.fps, spec.name
+
+
+def test_only_the_loiterer_stays_in_the_zone(planned: list[ClipSpec]) -> None:
+    zone = Zone("z", DEFAULT.zone)
+    for spec in planned:
+        for actor in spec.actors:
+            frames = feet_in_zone(actor.boxes, zone, WIDTH, HEIGHT).sum()
+            if actor.role == "loiterer":
+                assert frames >= DEFAULT.loiter_s[0] * DEFAULT.fps - 5, spec.name
+                assert not feet_in_zone(actor.boxes[:1], zone, WIDTH, HEIGHT)[0], spec.name
+            else:
+                assert frames <= DEFAULT.zone_pass_s * DEFAULT.fps, (spec.name, actor.role)
+
+
+def test_a_zone_holding_a_static_object_is_refused(
+    scene: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    footage, background = scene
+    people = fake_detector(background)
+    static = (40.0, 200.0, 90.0, 225.0)  # a jacket on the lawn, foot point (65, 225)
+
+    def detect(image: np.ndarray) -> BoxList:
+        return [*people(image), (*static, 0.9)]
+
+    lower_left = ((0.05, 0.55), (0.45, 0.55), (0.45, 0.98), (0.05, 0.98))
+    settings = dataclasses.replace(FAST, zone=lower_left)
+    with pytest.raises(ValueError, match=r"foot point \(65, 225\) px of a static object"):
+        generate_clips(footage, tmp_path, seed=1, per_kind=1, detect=detect, settings=settings)
+    assert not list(tmp_path.glob("*.avi"))
+    assets = load_or_build(footage, tmp_path / CACHE_FOLDER, detect, FAST, lambda _: None)
+    assert len(assets.obstacles) == 1
+    make_cast(assets, FAST)  # the default zone, lower right, is clear of it
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -413,6 +504,11 @@ def test_a_second_seed_in_the_same_folder_keeps_the_first_rows(
         ({"walkers": (2, 1)}, "walkers"),
         ({"run_speed_mps": (4.0, 2.0)}, "run_speed_mps"),
         ({"zone": ((0.1, 0.1), (0.5, 1.5), (0.9, 0.1))}, "zone"),
+        ({"fall_x": (0.2, 1.2)}, "fall_x"),
+        ({"run_ground_y": (0.9, 0.5)}, "run_ground_y"),
+        ({"fall_upright_s": 4.0, "fall_at_s": (3.0, 6.0)}, "fall_upright_s"),
+        ({"run_in_view_s": 0.0}, "run_in_view_s"),
+        ({"zone_pass_s": -1.0}, "zone_pass_s"),
     ],
 )
 def test_settings_reject_bad_values(changes: dict[str, object], message: str) -> None:
@@ -439,7 +535,7 @@ def test_real_detector_sees_the_fallen_person(footage: Path, tmp_path: Path) -> 
         return [(d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.score)
                 for d in detector.detect([frame])[0].items]
 
-    settings = SynthSettings(clip_s=8.0, fall_at_s=(2.0, 3.0), loiter_s=(3.0, 4.0))
+    settings = SynthSettings(clip_s=8.0, fall_at_s=(3.0, 4.0), loiter_s=(3.0, 4.0))
     paths = generate_clips(footage, tmp_path, seed=11, per_kind=1, detect=detect, settings=settings)
     assets = load_or_build(footage, tmp_path / CACHE_FOLDER, detect, settings, lambda _: None)
     spec = next(s for s in plan_clips(11, 1, make_cast(assets, settings), settings) if s.kind == "fall")

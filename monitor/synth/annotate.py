@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.events.zones import Zone
+from monitor.synth.boxes import foot_points, in_view
 from monitor.synth.plan import ClipSpec
 
 EVENT_KINDS: tuple[str, ...] = ("fall", "running", "loitering")
@@ -29,21 +30,12 @@ class Annotation:
         return {"clip": self.clip, "kind": self.kind, "start": self.start, "end": self.end}
 
 
-def in_view(boxes: np.ndarray, width: int, height: int, min_fraction: float) -> np.ndarray:
-    """Per frame, whether at least ``min_fraction`` of the box (n, 4) lies inside the frame."""
-    with np.errstate(invalid="ignore"):
-        inner_w = np.clip(boxes[:, 2], 0, width) - np.clip(boxes[:, 0], 0, width)
-        inner_h = np.clip(boxes[:, 3], 0, height) - np.clip(boxes[:, 1], 0, height)
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        return np.asarray(inner_w * inner_h >= min_fraction * area)
-
-
 def feet_in_zone(boxes: np.ndarray, zone: Zone, width: int, height: int) -> np.ndarray:
     """Per frame, whether the box's bottom-centre lies in the zone (False where absent)."""
     inside = np.zeros(len(boxes), dtype=bool)
-    for frame, (x1, _, x2, y2) in enumerate(boxes):
-        if not np.isnan(x1):
-            inside[frame] = zone.contains((x1 + x2) / 2.0, y2, width, height)
+    for frame, (x, y) in enumerate(foot_points(boxes)):
+        if not np.isnan(x):
+            inside[frame] = zone.contains(x, y, width, height)
     return inside
 
 

@@ -29,7 +29,8 @@ from monitor.synth.render import NoiseBank, Placed, render_frame
 from monitor.synth.settings import KINDS, SynthSettings
 from monitor.synth.video import write_clip
 
-__all__ = ["ClipSpec", "SynthSettings", "generate_clips", "make_cast", "plan_clips", "render_clip"]
+__all__ = ["ClipSpec", "SynthSettings", "check_zone", "generate_clips", "make_cast", "plan_clips",
+           "render_clip"]
 
 ANNOTATIONS_FILE = "annotations.json"
 CLIPS_FILE = "clips.json"
@@ -38,12 +39,36 @@ _PLAN_STREAM, _NOISE_STREAM = 0, 1  # independent random streams per clip, one p
 
 
 def make_cast(assets: SceneAssets, settings: SynthSettings) -> Cast:
-    """The planning context: scene geometry, crops, and the zone in pixels."""
+    """The planning context: scene geometry, crops, and the zone in pixels.
+
+    Raises:
+        ValueError: the zone holds the foot point of a static object (see ``check_zone``).
+    """
+    check_zone(Zone("synth", settings.zone), assets)
     width, height = assets.frame_size
     stage = Stage(width, height, settings.fps, assets.perspective, settings.person_height_m,
                   assets.obstacles)
     zone_px = np.array([(x * width, y * height) for x, y in settings.zone], dtype=np.float32)
     return Cast(stage, assets.crops, zone_px)
+
+
+def check_zone(zone: Zone, assets: SceneAssets) -> None:
+    """Refuse a zone holding the foot point (bottom-centre) of a static object the detector
+    sees in the empty scene: every clip would get a false loitering event from it.
+
+    Raises:
+        ValueError: naming the object and the zone.
+    """
+    width, height = assets.frame_size
+    for box in assets.obstacles:
+        foot = ((box.x1 + box.x2) / 2.0, box.y2)
+        if zone.contains(*foot, width, height):
+            raise ValueError(
+                f"zone {list(zone.polygon)} holds the foot point ({foot[0]:.0f}, {foot[1]:.0f}) px "
+                f"of a static object the detector sees in the empty scene (box {box.x1:.0f}, "
+                f"{box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}): it would loiter in every clip; "
+                f"move the zone off it"
+            )
 
 
 def plan_clips(seed: int, per_kind: int, cast: Cast, settings: SynthSettings) -> list[ClipSpec]:
@@ -106,8 +131,8 @@ def generate_clips(
         The written clip paths, in generation order.
 
     Raises:
-        ValueError: a negative seed or count, or an out_dir whose clips.json has another fps
-            or zone.
+        ValueError: a negative seed or count, an out_dir whose clips.json has another fps
+            or zone, or a zone holding the foot point of a static object of the scene.
         monitor.synth.video.FootageError, monitor.synth.crops.CropError,
         monitor.synth.plan.PlanError: unreadable footage, too few usable people, no valid path.
     """

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from monitor.synth.boxes import boxes_near, foot_points, in_view, inside_frame
 from monitor.synth.crops import PersonCrop
 from monitor.synth.motion import (
     FallShape, Gait, Route, Segment, Stage, Trajectory, assemble, crossing_route, fall_and_lie,
@@ -51,6 +52,10 @@ class Cast:
 
     def frames_in_zone(self, segment: Segment) -> int:
         return sum(self.in_zone(p) for p in zip(segment.x, segment.y, strict=True))
+
+    def feet_frames_in_zone(self, boxes: np.ndarray) -> int:
+        """Frames in which the bottom-centre of the box (n, 4), what zone rules test, is inside."""
+        return sum(self.in_zone((x, y)) for x, y in foot_points(boxes) if not math.isnan(x))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +115,6 @@ def trajectory_boxes(trajectory: Trajectory, crop: PersonCrop) -> np.ndarray:
     return boxes
 
 
-def boxes_near(a: np.ndarray, b: np.ndarray, gap: float) -> np.ndarray:
-    """Per frame, whether boxes ``a`` and ``b`` (n, 4) come closer than ``gap`` (False if absent)."""
-    with np.errstate(invalid="ignore"):
-        return np.asarray(
-            (a[:, 0] - gap < b[:, 2]) & (b[:, 0] - gap < a[:, 2])
-            & (a[:, 1] - gap < b[:, 3]) & (b[:, 1] - gap < a[:, 3])
-        )
-
-
 def _last_at_most(f: Callable[[int], int], low: int, high: int, limit: int) -> int:
     """The largest x in [low, high] with f(x) <= limit, for a roughly increasing f (bisection);
     ``low`` when there is none."""
@@ -137,13 +133,18 @@ def plan_clip(
     """Plan one clip of ``kind``: the labelled person, then the distractor walkers.
 
     Raises:
-        PlanError: the labelled person could not be kept clear of the scene's static objects.
+        PlanError: no path of the labelled person met the constraints (see ``ClipPlanner``).
     """
     return ClipPlanner(rng, cast, settings).plan(kind, name)
 
 
 class ClipPlanner:
     """Draws the people of one clip from one random generator (one planner per clip).
+
+    A drawn labelled person is kept only if they stay clear of the static objects, pass through
+    the zone briefly (unless loitering), and: a runner is in view ``run_in_view_s``; a faller
+    is seen walking ``fall_upright_s`` right before going down and lies inside the frame.
+    Otherwise they are drawn again, up to ``plan_tries`` times.
 
     Args:
         rng: the clip's own generator: the same state always plans the same clip.
@@ -160,6 +161,7 @@ class ClipPlanner:
         s = self._settings
         n_frames = round(s.clip_s * s.fps)
         fall_frame: int | None = None
+        problem: str | None = None
         for _ in range(s.plan_tries):
             if kind == "fall":
                 main, fall_frame = self.faller(n_frames)
@@ -167,13 +169,12 @@ class ClipPlanner:
                 main, n_frames = self.loiterer()
             else:
                 main = self.crosser(n_frames, ROLE_FOR_KIND[kind], set(), labelled=True)
-            if self._fits(main):
+            problem = self._problem(main, fall_frame)
+            if problem is None:
                 break
         else:
-            raise PlanError(
-                f"{name}: no {ROLE_FOR_KIND[kind]} path inside the frame and clear of the static "
-                f"objects {self._stage.obstacles} in {s.plan_tries} tries"
-            )
+            raise PlanError(f"{name}: no usable {ROLE_FOR_KIND[kind]} path in {s.plan_tries} "
+                            f"tries; the last one {problem}")
         actors = [main]
         for _ in range(int(self._rng.integers(s.walkers[0], s.walkers[1] + 1))):
             walker = self.distractor(n_frames, actors)
@@ -186,16 +187,22 @@ class ClipPlanner:
     def crosser(self, n_frames: int, role: str, taken: set[int], *, labelled: bool) -> Actor:
         """A walker (or runner) crossing the frame, entering at a random time of the clip."""
         s, stage = self._settings, self._stage
-        first = self._ground_row()
-        rows = first, self._drifted_row(first)
+        band = s.run_ground_y if role == "runner" else s.ground_y
+        first = self._ground_row(band)
+        rows = first, self._drifted_row(first, band)
         index = self._choose_crop(stage.height_px(sum(rows) / 2), taken)
         crop = self._cast.crops[index]
         if role == "runner":
             # A tracker matching boxes by overlap loses a target that moves more than about
-            # half a box width between frames: cap the speed by the crop's width.
-            cap = s.max_step_box_frac * crop.aspect * s.person_height_m * s.fps
+            # half a box width between frames: cap the speed by the crop's width. And cap it
+            # so the crossing lasts run_in_view_s, taking the fewest metres the frame can be
+            # wide (at the nearer row) less a box width (a box partly outside is not in view).
+            track_cap = s.max_step_box_frac * crop.aspect * s.person_height_m * s.fps
+            near = max(rows)
+            view_px = stage.width - crop.aspect * stage.height_px(near)
+            view_cap = view_px / stage.px_per_m(near) / s.run_in_view_s
             gait = self._gait(s.run_speed_mps, s.run_bob_frac, s.run_step_hz)
-            gait = dataclasses.replace(gait, speed_mps=min(gait.speed_mps, cap))
+            gait = dataclasses.replace(gait, speed_mps=min(gait.speed_mps, track_cap, view_cap))
         else:
             gait = self._gait(s.walk_speed_mps, s.walk_bob_frac, s.walk_step_hz)
         rightwards = bool(self._rng.integers(2))
@@ -213,14 +220,15 @@ class ClipPlanner:
         return self._actor(role, index, trajectory, labelled)
 
     def faller(self, n_frames: int) -> tuple[Actor, int]:
-        """Walks in, falls at a random time, lies still until the clip ends.
+        """Walks in, falls at a random time at a near spot well inside the frame, lies still
+        until the clip ends.
 
         Returns:
             The actor and the frame the fall starts.
         """
         s, stage, rng = self._settings, self._stage, self._rng
         fall_frame = min(n_frames - 2, round(rng.uniform(*s.fall_at_s) * s.fps))
-        foot = (float(rng.uniform(0, stage.width)), self._ground_row())
+        foot = (float(rng.uniform(*s.fall_x) * stage.width), self._ground_row(s.fall_ground_y))
         index = self._choose_crop(stage.height_px(foot[1]), set())
         shape = FallShape(
             frames=max(1, round(rng.uniform(*s.fall_s) * s.fps)),
@@ -232,8 +240,8 @@ class ClipPlanner:
         gait = self._gait(s.walk_speed_mps, s.walk_bob_frac, s.walk_step_hz)
         margin = self._margin(self._cast.crops[index], foot[1])
         start_x = -margin if rng.integers(2) else stage.width + margin
-        route = Route(((start_x, self._drifted_row(foot[1])), foot), (gait.speed_mps,),
-                      (0.0, 0.0), gait.bob_frac, gait.step_hz)
+        start = (start_x, self._drifted_row(foot[1], s.ground_y))
+        route = Route((start, foot), (gait.speed_mps,), (0.0, 0.0), gait.bob_frac, gait.step_hz)
         walk = follow(route, stage, 0)
         walk = dataclasses.replace(walk, start_frame=fall_frame - len(walk.x))
         fall = fall_and_lie(foot, range(fall_frame, n_frames), shape, stage, rng)
@@ -276,14 +284,17 @@ class ClipPlanner:
         return self._actor("loiterer", index, trajectory, True), n_frames
 
     def distractor(self, n_frames: int, actors: list[Actor]) -> Actor | None:
-        """A walker keeping ``separation_px`` from everyone, or None after ``plan_tries``."""
+        """A walker keeping ``separation_px`` from everyone and passing through the zone in
+        ``zone_pass_s`` at most (a lingering one would loiter), or None after ``plan_tries``."""
+        s = self._settings
         taken = {a.crop_index for a in actors}
-        gap = self._settings.separation_px
-        for _ in range(self._settings.plan_tries):
+        for _ in range(s.plan_tries):
             walker = self.crosser(n_frames, "walker", taken, labelled=False)
             if np.isnan(walker.boxes[:, 0]).all():
                 continue  # never in view
-            if not any(boxes_near(walker.boxes, a.boxes, gap).any() for a in actors):
+            if self._cast.feet_frames_in_zone(walker.boxes) > round(s.zone_pass_s * s.fps):
+                continue
+            if not any(boxes_near(walker.boxes, a.boxes, s.separation_px).any() for a in actors):
                 return walker
         return None
 
@@ -346,18 +357,28 @@ class ClipPlanner:
 
     # --- small draws ---------------------------------------------------------------------------
 
-    def _fits(self, actor: Actor) -> bool:
-        """The labelled person keeps clear of static objects and, lying, stays inside the frame."""
-        for o in self._stage.obstacles:
-            fixed = np.tile([o.x1, o.y1, o.x2, o.y2], (len(actor.boxes), 1))
-            if boxes_near(actor.boxes, fixed, self._settings.obstacle_gap_px).any():
-                return False
-        if actor.role != "faller":
-            return True
-        x1, y1, x2, y2 = actor.boxes[-1]
-        margin = self._settings.edge_margin_px
-        return bool(margin <= x1 and x2 <= self._stage.width - margin
-                    and margin <= y1 and y2 <= self._stage.height - margin)
+    def _problem(self, actor: Actor, fall_frame: int | None) -> str | None:
+        """What makes the labelled person's motion unusable (see the class), or None."""
+        s, stage, boxes = self._settings, self._stage, actor.boxes
+        for o in stage.obstacles:
+            fixed = np.tile([o.x1, o.y1, o.x2, o.y2], (len(boxes), 1))
+            if boxes_near(boxes, fixed, s.obstacle_gap_px).any():
+                return f"came within obstacle_gap_px={s.obstacle_gap_px} of the static object {o}"
+        if actor.role != "loiterer" and (
+            self._cast.feet_frames_in_zone(boxes) > round(s.zone_pass_s * s.fps)
+        ):
+            return f"stayed in the zone longer than zone_pass_s={s.zone_pass_s}"
+        seen = in_view(boxes, stage.width, stage.height, s.in_view_frac)
+        if actor.role == "runner" and seen.sum() < round(s.run_in_view_s * s.fps):
+            return f"was in view for less than run_in_view_s={s.run_in_view_s}"
+        if actor.role == "faller" and fall_frame is not None:
+            if not inside_frame(boxes[fall_frame:], stage.width, stage.height,
+                                s.edge_margin_px).all():
+                return f"fell closer than edge_margin_px={s.edge_margin_px} to the frame's edge"
+            upright = round(s.fall_upright_s * s.fps)
+            if fall_frame < upright or not seen[fall_frame - upright:fall_frame].all():
+                return f"was seen walking for less than fall_upright_s={s.fall_upright_s}"
+        return None
 
     def _choose_crop(self, height_px: float, taken: set[int]) -> int:
         """A crop close in size to ``height_px`` (least scaling, least blur), not yet in the clip."""
@@ -369,18 +390,20 @@ class ClipPlanner:
     def _gait(self, speed: tuple[float, float], bob: float, hz: float) -> Gait:
         return Gait(float(self._rng.uniform(*speed)), bob, hz)
 
-    def _ground_row(self) -> float:
-        return float(self._rng.uniform(*self._settings.ground_y) * self._stage.height)
+    def _ground_row(self, band: tuple[float, float]) -> float:
+        """A random foot row (pixels) in ``band`` (normalised rows)."""
+        return float(self._rng.uniform(*band) * self._stage.height)
 
-    def _drifted_row(self, row: float) -> float:
-        low, high = (g * self._stage.height for g in self._settings.ground_y)
+    def _drifted_row(self, row: float, band: tuple[float, float]) -> float:
+        """Where a path starting at ``row`` ends: drifted up to ``max_drift_y``, kept in ``band``."""
+        low, high = (g * self._stage.height for g in band)
         drift = self._rng.uniform(-1.0, 1.0) * self._settings.max_drift_y * self._stage.height
         return float(np.clip(row + drift, low, high))
 
     def _outside(self, margin: float) -> tuple[float, float]:
         """A point just beyond the left or right side of the frame, at a walkable row."""
         side = -margin if self._rng.integers(2) else self._stage.width + margin
-        return float(side), self._ground_row()
+        return float(side), self._ground_row(self._settings.ground_y)
 
     def _margin(self, crop: PersonCrop, row: float) -> float:
         """How far outside the frame a person is unseen: a whole box width plus a little."""

@@ -27,6 +27,11 @@ class SynthSettings:
     Attributes:
         fps: frame rate of the written clips; motion is planned per frame at this rate.
         zone: normalised polygon (x, y in 0..1) where loiterers stay; written to clips.json.
+            It must not hold the foot point of a static object the detector sees in the empty
+            scene (generation refuses it): that object would loiter in every clip. The default
+            is vtest's lower right, clear of the yellow object on the lower-left lawn.
+        zone_pass_s: everyone but the loiterer has their feet in the zone at most this long
+            (crossing it is fine; the events' loitering time is 8 s in the written eval.toml).
         walkers: (min, max) distractor walkers per clip (a ``walk`` clip has one more, the
             person it is about).
         walker_visible_frac: a walker is in the clip for at least this fraction of their
@@ -46,7 +51,19 @@ class SynthSettings:
         fall_s: how long the body takes to go from upright to lying.
         fall_angle_deg: final rotation of a fallen person, either direction.
         fall_at_s: when the faller starts to go down, from the clip's first frame.
+        fall_upright_s: the faller is in view (``in_view_frac``), upright and walking, at least
+            this long right before going down; ``fall_at_s`` may not start earlier.
+        fall_x: (min, max) normalised column of the faller's foot when going down: a body
+            lying near a side of the frame is cut off by it.
+        fall_ground_y: (min, max) normalised foot row of the fall. Near rows only, where the
+            detector still sees a lying person: on vtest 0.70 is a person about 120 px tall,
+            0.45 only about 80 px.
         run_start_s: earliest start of the run; the latest is set by the clip's end.
+        run_in_view_s: a runner is in view (``in_view_frac``) at least this long; the speed is
+            capped so that the crossing lasts that long.
+        run_ground_y: (min, max) normalised foot row of runners, start to end. Near rows only:
+            a far, small runner is blurred by the motion and barely detected (on vtest 0.65 is
+            a person about 110 px tall).
         lying_thickness: scale across the body of a lying person (1 keeps the crop's width).
         lying_jitter_px, lying_jitter_deg: standard deviation of the tiny per-frame movement of
             a lying person (breathing, compression noise of a real camera).
@@ -58,7 +75,7 @@ class SynthSettings:
             fraction of their box is inside the frame.
         zone_margin_px: loiterers' waypoints keep this far inside the zone's edges, so the
             gait bounce never takes the foot point out.
-        edge_margin_px: a lying person stays this far inside the frame.
+        edge_margin_px: a falling and lying person's whole box stays this far inside the frame.
         separation_px: gap every two people's boxes keep in every frame.
         obstacle_gap_px: gap the labelled person keeps from static objects the detector sees
             in the background (the yellow object on vtest's lawn).
@@ -72,7 +89,8 @@ class SynthSettings:
     """
 
     fps: float = 10.0
-    zone: tuple[tuple[float, float], ...] = ((0.05, 0.55), (0.45, 0.55), (0.45, 0.98), (0.05, 0.98))
+    zone: tuple[tuple[float, float], ...] = ((0.55, 0.55), (0.95, 0.55), (0.95, 0.98), (0.55, 0.98))
+    zone_pass_s: float = 4.0
     walkers: tuple[int, int] = (1, 2)
     walker_visible_frac: float = 0.7
     clip_s: float = 20.0
@@ -88,7 +106,12 @@ class SynthSettings:
     fall_s: tuple[float, float] = (0.4, 1.0)
     fall_angle_deg: tuple[float, float] = (80.0, 95.0)
     fall_at_s: tuple[float, float] = (3.0, 10.0)
+    fall_upright_s: float = 3.0
+    fall_x: tuple[float, float] = (0.2, 0.8)
+    fall_ground_y: tuple[float, float] = (0.70, 0.90)
     run_start_s: float = 1.0
+    run_in_view_s: float = 2.5
+    run_ground_y: tuple[float, float] = (0.65, 0.95)
     lying_thickness: float = 1.0
     lying_jitter_px: float = 0.3
     lying_jitter_deg: float = 0.3
@@ -100,7 +123,7 @@ class SynthSettings:
     max_drift_y: float = 0.12
     in_view_frac: float = 0.8
     zone_margin_px: float = 8.0
-    edge_margin_px: float = 8.0
+    edge_margin_px: float = 16.0
     separation_px: float = 12.0
     obstacle_gap_px: float = 10.0
     crop_choices: int = 6
@@ -123,9 +146,18 @@ class SynthSettings:
         for name in ("loiter_s", "walk_speed_mps", "run_speed_mps", "loiter_speed_mps",
                      "loiter_pause_s", "fall_s", "fall_angle_deg", "fall_at_s"):
             _range(name, getattr(self, name))
-        _range("ground_y", self.ground_y)
-        if self.ground_y[1] > 1:
-            raise ValueError(f"ground_y must be within 0..1, got {self.ground_y!r}")
+        for name in ("ground_y", "fall_x", "fall_ground_y", "run_ground_y"):
+            _range(name, getattr(self, name))
+            if getattr(self, name)[1] > 1:
+                raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)!r}")
+        if not 0 <= self.fall_upright_s <= self.fall_at_s[0]:
+            raise ValueError(f"fall_upright_s must be in 0..fall_at_s[0] ({self.fall_at_s[0]}), "
+                             f"got {self.fall_upright_s}")
+        if not 0 < self.run_in_view_s < self.clip_s:
+            raise ValueError(f"run_in_view_s must be in (0, clip_s={self.clip_s}), "
+                             f"got {self.run_in_view_s}")
+        if self.zone_pass_s < 0:
+            raise ValueError(f"zone_pass_s must be >= 0, got {self.zone_pass_s}")
         if self.walk_speed_mps[0] <= 0 or self.run_speed_mps[0] <= 0 or self.loiter_speed_mps[0] <= 0:
             raise ValueError("walk, run and loiter speeds must be > 0")
         if not 0 < self.walker_visible_frac <= 1:

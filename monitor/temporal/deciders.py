@@ -11,8 +11,8 @@ differ only in how they score a track at each step:
 
 Every verdict carries its evidence: the decider, the model and its SHA-256, per-class
 probabilities over the last steps, the rule values, and the frames that triggered it.
-A fall stays open while the person stays down (box height/width at or below ``lying_aspect``),
-because the drop itself soon leaves the model's window.
+A fall starts only while the person is down (box height/width at or below ``lying_aspect``) and
+stays open as long as they are, because the drop itself soon leaves the model's window.
 """
 
 from __future__ import annotations
@@ -236,7 +236,12 @@ class BehaviourDecider:
             memory.steps.append((last, scores))
             wanted = {k: scores.get(k, 0.0) for k in self._kinds}
             down = aspect(last) <= self._config.lying_aspect
-            held = frozenset({"fall"}) if down and self._scorer.name != "per_frame" else frozenset()
+            sequence = self._scorer.name != "per_frame"
+            if sequence and not down and "fall" in wanted:
+                # A fall is a drop *then lying*: while the box is upright no fall starts, and one
+                # that was open ends (the person got up) - whatever the window looks like.
+                wanted["fall"] = 0.0
+            held = frozenset({"fall"}) if down and sequence else frozenset()
             for change in self._verdicts.update(track.track_id, wanted, last.monotonic, held=held):
                 verdicts.append(self._verdict(track, change, memory))
         return verdicts

@@ -45,6 +45,7 @@ class SimulationSettings:
             people briefly merged): how often, and by what fraction of the height.
         post_fall_gap_s, post_fall_gap_share: a share of fallers is not detected at all for a
             while after landing (a lying body is harder to detect; seen on composed clips).
+        passer_share: share of ``lie`` tracks whose id a passer-by's box takes for 1-3 frames.
         upright_width_m, lying_height_m, lying_width_m: ranges of box sizes in metres.
         walk_speed, run_speed: ranges in metres per second.
         zone_share: probability that a non-loitering track crosses a zone for a while.
@@ -62,6 +63,7 @@ class SimulationSettings:
     flicker_size: tuple[float, float] = (0.1, 0.25)
     post_fall_gap_s: tuple[float, float] = (0.0, 3.5)
     post_fall_gap_share: float = 0.4
+    passer_share: float = 0.4
     upright_width_m: tuple[float, float] = (0.6, 1.05)
     lying_height_m: tuple[float, float] = (0.45, 0.9)
     lying_width_m: tuple[float, float] = (1.2, 1.7)
@@ -167,6 +169,13 @@ def simulate_track(
     if behaviour != "loiter" and rng.random() < s.zone_share:
         first_in, last_in = sorted(rng.integers(0, len(t), size=2))
         in_zone[first_in : last_in + 1] = True
+    # Something lying still is sometimes passed by a walker whose box the tracker briefly gives
+    # its id: a few tall boxes beside it, then the lying box again. That is no fall.
+    swapped = np.zeros(len(t), dtype=bool)
+    if behaviour == "lie" and rng.random() < s.passer_share:
+        start = int(rng.integers(0, len(t)))
+        swapped[start : start + int(rng.integers(1, 4))] = True
+        passer_dx = rng.uniform(-0.6, 0.6) * width_px[0]
     observations = []
     first = int(np.argmax(visible))
     for i, moment in enumerate(t):
@@ -179,9 +188,11 @@ def simulate_track(
             continue
         w = width_px[i] * (1 + rng.normal(0, s.jitter))
         h = height_px[i] * (1 + rng.normal(0, s.jitter))
+        if swapped[i]:
+            w, h = px_per_m * upright_w, px_per_m * _PERSON_HEIGHT_M
         if rng.random() < flicker_rate:
             h *= 1 + rng.choice([-1.0, 1.0]) * rng.uniform(*s.flicker_size)
-        cx = foot[i, 0] + rng.normal(0, s.jitter) * w
+        cx = foot[i, 0] + rng.normal(0, s.jitter) * w + (passer_dx if swapped[i] else 0.0)
         bottom = foot[i, 1] + rng.normal(0, s.jitter) * h * 0.5
         box = Box(
             float(np.clip(cx - w / 2, 0, s.width - 1)),
@@ -189,7 +200,7 @@ def simulate_track(
             float(np.clip(cx + w / 2, 1, s.width)),
             float(np.clip(bottom, 1, s.height)),
         )
-        lying = fallen[i] > 0.5
+        lying = fallen[i] > 0.5 and not swapped[i]
         # The per-frame detector calls lying people "Fall" most of the time, and upright people
         # "Fall" now and then: the noise a sequence model has to see through.
         class_name = "Fall" if rng.random() < (0.8 if lying else 0.05) else "Normal"
