@@ -356,8 +356,8 @@ def test_render_one_shows_the_event_and_its_evidence() -> None:
     lines = text.splitlines()
     assert lines[0].split() == ["id", "e1"]
     fields = lines[:lines.index("evidence:")]
-    assert "zone".ljust(len("start_time")) + "  -" in fields  # None shown as a dash
-    assert all(line[12] != " " for line in fields)  # every value starts in the same column
+    assert "zone".ljust(len("operator_label")) + "  -" in fields  # None shown as a dash
+    assert all(line[16] != " " for line in fields)  # every value starts in the same column
     assert lines[lines.index("evidence:") + 1:] == [
         "  sightings: 9",
         '  classes: {"Normal": 9, "Fall": 1}',
