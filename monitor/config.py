@@ -141,7 +141,7 @@ class TrackerConfig(_Strict):
         0.8, gt=0, le=1, description="ByteTrack's matching cost threshold (1 - IoU)."
     )
     box_buffer: float = Field(
-        0.5,
+        0.8,
         ge=0,
         le=2,
         description="Boxes are widened by this fraction of their size on each side for matching "
