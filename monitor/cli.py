@@ -267,6 +267,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     fall_boxes = sum(c.fall_boxes for c in report.clips)
     print(f"per-frame 'Fall' boxes: {fall_boxes}; predicted events: "
           + "; ".join(f"{d} {dict(k)}" for d, k in counts.items()))
+    if args.plot:
+        from monitor.evaluate.plot import plot_timeline
+
+        plot_timeline(
+            Path(args.plot), [c.clip for c in report.clips], truth,
+            {c.clip: c.predicted for c in report.clips},
+            durations={c.clip: c.seconds for c in report.clips},
+        )
+        print(f"timeline: {args.plot}")
     if args.json:
         data = {
             "clips": [c.clip for c in report.clips],
@@ -408,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--config", metavar="FILE", help="default: CLIPS/eval.toml")
     evaluate.add_argument("--min-iou", type=float, default=0.3, help="temporal IoU of a match")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    evaluate.add_argument("--plot", metavar="PNG", help="also draw every clip's events on a timeline")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 

@@ -174,6 +174,29 @@ def test_downgrade_to_empty_and_upgrade_again(engine: Engine) -> None:
     assert {"events", "outbox"} <= set(inspect(engine).get_table_names())
 
 
+def test_upgrade_from_0001_keeps_events_and_adds_operator_labels(engine: Engine) -> None:
+    """A database written by the previous release: its events survive 0002 and can be labelled."""
+    from monitor.store.queries import labelled_events, set_operator_label
+
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO events (id, camera, kind, label, track_id, start_time, end_time, score,"
+            " box, zone, snapshot, evidence, created_at, updated_at) VALUES ('old', 'cam1',"
+            " 'presence', 'person', 3, '2026-01-01 12:00:00', '2026-01-01 12:00:09', 0.8,"
+            " '[1, 2, 3, 4]', NULL, NULL, '{}', '2026-01-01 12:00:00', '2026-01-01 12:00:09')"
+        ))
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    old = get_event(engine, "old")
+    assert old is not None and old.track_id == 3 and old.operator_label is None
+    labelled = set_operator_label(engine, "old", "normal")
+    assert labelled is not None and labelled.operator_label == "normal"
+    assert [e.id for e in labelled_events(engine)] == ["old"]
+    assert set_operator_label(engine, "missing", "fall") is None
+
+
 def test_alembic_cli_upgrades_a_url(tmp_path: Path) -> None:
     ini = Path(monitor.store.__file__).parent / "alembic.ini"
     url = f"sqlite:///{tmp_path / 'cli.db'}"

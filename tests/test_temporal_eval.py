@@ -40,8 +40,10 @@ def held_out(footage: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_temporal_model_finds_falls_runs_and_loitering_on_held_out_clips(held_out: Path) -> None:
     out = held_out / "eval.json"
+    picture = held_out / "timeline.png"
     done = monitor("eval", str(held_out), str(held_out / "annotations.json"),
-                   "--json", str(out), "--quiet")
+                   "--json", str(out), "--plot", str(picture), "--quiet")
+    assert picture.stat().st_size > 10_000
     print(done.stdout)  # the table, for the CI log
     scores = json.loads(out.read_text())["scores"]
     for kind in ("fall", "running", "loitering"):

@@ -49,6 +49,7 @@ class ClipResult:
 
     clip: str
     frames: int = 0
+    seconds: float = 0.0
     detected_frames: int = 0
     detections: int = 0
     fall_boxes: int = 0
@@ -171,6 +172,9 @@ def evaluate_clip(
             flush()
     flush()
     result.frames = read
+    capture = cv2.VideoCapture(str(path))
+    result.seconds = read / (capture.get(cv2.CAP_PROP_FPS) or 10.0)
+    capture.release()
     for name, pipeline in pipelines.items():
         pipeline.close()
         result.predicted[name] = sinks[name].intervals
