@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from monitor.config import TrackerConfig
 from monitor.track.bytetrack import ByteTracker
+from monitor.types import Detection
 from tests.builders import make_detection, make_detections
 
 
@@ -113,3 +116,27 @@ def test_stitching_never_reports_one_id_twice_in_a_frame() -> None:
     both = stitcher.update(Tracks(make_frame(1.2), (Track("cam1", 7, here), Track("cam1", 2, there))))
     ids = [t.track_id for t in both.items]
     assert ids[0] == 2 and ids[1] != 2 and len(set(ids)) == 2
+
+
+@pytest.mark.parametrize("refound_first", [True, False])
+def test_a_refound_track_never_takes_back_an_id_that_was_stitched_away(refound_first: bool) -> None:
+    """Across frames and in either output order: once tracker id 7 continues track 2, a re-found
+    tracker track 2 is someone else, under a new id, for as long as it lives."""
+    from monitor.track.stitch import TrackStitcher
+    from monitor.types import Track, Tracks
+    from tests.builders import make_frame
+
+    stitcher = TrackStitcher(stitch_s=4.0, stitch_radius=1.0, keep_s=2.0)
+    here, there = make_detection((40, 10, 55, 60)), make_detection((80, 10, 95, 60))
+
+    def ids(t: float, *tracks: tuple[int, Detection]) -> list[int]:
+        frame = Tracks(make_frame(t), tuple(Track("cam1", i, d) for i, d in tracks))
+        return [track.track_id for track in stitcher.update(frame).items]
+
+    assert ids(0.0, (2, here)) == [2]
+    assert ids(1.0, (7, here)) == [2]                 # stitched: 7 continues 2
+    alone = ids(1.2, (2, there))                      # 7 missed, ByteTrack re-finds 2 elsewhere
+    assert alone != [2]
+    pair = [(2, there), (7, here)] if refound_first else [(7, here), (2, there)]
+    both = dict(zip([i for i, _ in pair], ids(1.4, *pair), strict=True))
+    assert both[7] == 2 and both[2] == alone[0]

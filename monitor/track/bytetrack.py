@@ -37,7 +37,7 @@ class ByteTracker:
     def __init__(self, camera: str, config: TrackerConfig, detect_fps: float) -> None:
         self._camera = camera
         self._buffer = config.box_buffer
-        self._stitcher = TrackStitcher(config.stitch_s, config.stitch_radius)
+        self._stitcher = TrackStitcher(config.stitch_s, config.stitch_radius, config.lost_track_s)
         frame_rate = max(1, round(detect_fps))
         self._tracker = sv.ByteTrack(
             track_activation_threshold=config.activation_score,

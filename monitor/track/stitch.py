@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from monitor.types import Box, Track, Tracks
 
 
-_FRESH = 1_000_000  # ids given to re-found tracks whose own id was stitched onto another
+_FIRST_FRESH_ID = 1_000_000  # ids of re-found tracks whose own id went to a stitched track
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +32,18 @@ class TrackStitcher:
     Args:
         stitch_s: longest gap between the old track's last sighting and the new track's first.
         stitch_radius: largest foot-point distance, in the old box's heights.
+        keep_s: how long ids are remembered; at least ByteTrack's own lost-track time, so a track
+            ByteTrack re-finds still comes back under the id it had.
     """
 
-    def __init__(self, stitch_s: float, stitch_radius: float) -> None:
+    def __init__(self, stitch_s: float, stitch_radius: float, keep_s: float = 0.0) -> None:
         self._stitch_s = stitch_s
         self._radius = stitch_radius
+        self._keep_s = max(stitch_s, keep_s)
         self._alias: dict[int, int] = {}  # tracker id -> id we report
+        self._alias_seen: dict[int, float] = {}  # tracker id -> when it was last seen
         self._last: dict[int, _Sighting] = {}  # reported id -> its newest sighting
+        self._next_fresh = _FIRST_FRESH_ID
 
     def update(self, tracks: Tracks) -> Tracks:
         now = tracks.frame.monotonic
@@ -51,15 +56,19 @@ class TrackStitcher:
         reported: set[int] = set()
         for track in tracks.items:
             track_id = self._alias.setdefault(track.track_id, track.track_id)
-            if track_id in reported:
-                # ByteTrack re-found a lost track whose id a stitched track carries on by now:
-                # the re-found one becomes a new track (ids outside ByteTrack's own range).
-                track_id = self._alias[track.track_id] = _FRESH + track.track_id
+            if track_id in reported:  # cannot happen after _stitch's re-aliasing; never report
+                track_id = self._fresh(track.track_id)  # two people under one id regardless
             reported.add(track_id)
+            self._alias_seen[track.track_id] = now
             self._last[track_id] = _Sighting(now, track.detection.box)
             out.append(Track(track.camera, track_id, track.detection))
         self._forget(now)
         return Tracks(tracks.frame, tuple(out))
+
+    def _fresh(self, tracker_id: int) -> int:
+        fresh = self._alias[tracker_id] = self._next_fresh
+        self._next_fresh += 1
+        return fresh
 
     def _stitch(self, new: list[Track], taken: set[int], now: float) -> None:
         pairs = []
@@ -77,14 +86,17 @@ class TrackStitcher:
         for _, new_id, old_id in sorted(pairs):
             if new_id in used_new or old_id in taken:
                 continue
+            # The id moves to the new track for good: should ByteTrack re-find the track that
+            # had it (in this frame or a later one), that one is someone else now.
+            for tracker_id in [k for k, v in self._alias.items() if v == old_id]:
+                self._fresh(tracker_id)
             self._alias[new_id] = old_id
             used_new.add(new_id)
             taken.add(old_id)
 
     def _forget(self, now: float) -> None:
-        stale = [i for i, s in self._last.items() if now - s.monotonic > self._stitch_s]
-        for track_id in stale:
+        for track_id in [i for i, s in self._last.items() if now - s.monotonic > self._keep_s]:
             del self._last[track_id]
-        live = set(self._last)
-        for tracker_id in [k for k, v in self._alias.items() if v not in live]:
-            del self._alias[tracker_id]
+        for tracker_id in [k for k, t in self._alias_seen.items() if now - t > self._keep_s]:
+            del self._alias_seen[tracker_id]
+            self._alias.pop(tracker_id, None)
