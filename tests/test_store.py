@@ -174,6 +174,11 @@ def test_downgrade_to_empty_and_upgrade_again(engine: Engine) -> None:
     assert {"events", "outbox"} <= set(inspect(engine).get_table_names())
 
 
+def get_event_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+
+
 def test_upgrade_from_0001_keeps_events_and_adds_operator_labels(engine: Engine) -> None:
     """A database written by the previous release: its events survive 0002 and can be labelled."""
     from monitor.store.queries import labelled_events, set_operator_label
@@ -195,6 +200,16 @@ def test_upgrade_from_0001_keeps_events_and_adds_operator_labels(engine: Engine)
     assert labelled is not None and labelled.operator_label == "normal"
     assert [e.id for e in labelled_events(engine)] == ["old"]
     assert set_operator_label(engine, "missing", "fall") is None
+    # And back, with an alert referencing the event (the outbox's foreign key).
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO outbox (event_id, camera, topic, payload, created_at) VALUES"
+            " ('old', 'cam1', 'monitor/events/cam1/presence', '{}', '2026-01-01 12:00:09')"
+        ))
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+    assert "operator_label" not in {c["name"] for c in inspect(engine).get_columns("events")}
+    assert get_event_count(engine) == 1
 
 
 def test_alembic_cli_upgrades_a_url(tmp_path: Path) -> None:

@@ -22,12 +22,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.add_column(sa.Column("operator_label", sa.String(32), nullable=True))
-        batch.add_column(sa.Column("labelled_at", sa.DateTime(), nullable=True))
+    op.add_column("events", sa.Column("operator_label", sa.String(32), nullable=True))
+    op.add_column("events", sa.Column("labelled_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.drop_column("labelled_at")
-        batch.drop_column("operator_label")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch "move and copy" would drop the
+    # events table, which the outbox's foreign key forbids once there are alerts.
+    op.drop_column("events", "labelled_at")
+    op.drop_column("events", "operator_label")
