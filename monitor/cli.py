@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import __version__
-from monitor.config import Config, ConfigError, load_config, load_database_url
+from monitor.config import Config, ConfigError, load_config, load_database_url, mask_url
 from monitor.types import EventKind
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -107,16 +107,22 @@ def _database_url(args: argparse.Namespace) -> str:
     raise UsageError("say which database: --config FILE or --db URL")
 
 
+def _existing_database_url(args: argparse.Namespace) -> str:
+    """The database URL, refusing a SQLite file that does not exist (a typo must not create an
+    empty database and report that it holds nothing)."""
+    url = _database_url(args)
+    sqlite_path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if sqlite_path and sqlite_path != ":memory:" and not Path(sqlite_path).is_file():
+        raise UsageError(f"no database at {sqlite_path} (has the daemon run with this config?)")
+    return url
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     from monitor.events import report
     from monitor.store import open_database
     from monitor.store.queries import get_event, list_events
 
-    url = _database_url(args)
-    sqlite_path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
-    if sqlite_path and sqlite_path != ":memory:" and not Path(sqlite_path).is_file():
-        raise UsageError(f"no database at {sqlite_path} (has the daemon run with this config?)")
-    engine = open_database(url)
+    engine = open_database(_existing_database_url(args))
     if args.action == "show":
         if not args.event_id:
             raise UsageError("events show needs an EVENT_ID")
@@ -144,7 +150,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     if args.kind not in LABELS:
         raise UsageError(f"unknown kind '{args.kind}'; known: {', '.join(LABELS)}")
-    event = set_operator_label(open_database(_database_url(args)), args.event_id, args.kind)
+    event = set_operator_label(
+        open_database(_existing_database_url(args)), args.event_id, args.kind
+    )
     if event is None:
         raise UsageError(f"no event with id {args.event_id}")
     print(f"event {event.id} ({event.kind.value} on {event.camera}) labelled '{args.kind}'")
@@ -152,7 +160,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from monitor.temporal.train import TrainSettings, labelled_tracks_from_db, train
+    from monitor.temporal.train import TrainSettings, labelled_tracks, train
 
     settings = TrainSettings(
         seed=args.seed,
@@ -162,18 +170,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         window=args.window,
         step_s=args.step_s,
     )
+    try:
+        settings.spec  # noqa: B018 - validates window and step_s before minutes of work
+    except ValueError as exc:
+        raise UsageError(f"train: {exc}") from None
     extra = []
     if args.from_db:
         if not (args.db or args.config):
             raise UsageError("--from-db needs --config FILE or --db URL")
         from monitor.store import open_database
+        from monitor.store.queries import labelled_events
 
-        extra = labelled_tracks_from_db(open_database(_database_url(args)))
+        extra = labelled_tracks(
+            labelled_events(open_database(_existing_database_url(args))), settings
+        )
         print(f"{len(extra)} operator-labelled event(s) from the database")
         if not extra:
             raise UsageError("--from-db: no labelled, ended events with track data "
                              "(label some with 'monitor label EVENT_ID KIND')")
-    command = "monitor " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("monitor") else ""
+    # Recorded in the checkpoint, which is shipped: never a database password.
+    command = (
+        "monitor " + mask_url(" ".join(sys.argv[1:])) if sys.argv[0].endswith("monitor") else ""
+    )
     train(settings, Path(args.out), extra_tracks=extra, command=command, progress=not args.quiet)
     return EXIT_OK
 
@@ -191,7 +209,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import numpy as np
 
     from monitor.detect.yolo import YoloDetector
+    from monitor.errors import first_line
     from monitor.synth.compose import SynthSettings, generate_clips
+    from monitor.synth.crops import CropError
+    from monitor.synth.plan import PlanError
+    from monitor.synth.video import FootageError
     from monitor.types import Frame
 
     footage = Path(args.footage).expanduser()
@@ -207,10 +229,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     settings = SynthSettings()
-    clips = generate_clips(
-        footage, out, seed=args.seed, per_kind=args.per_kind, detect=detect,
-        settings=settings, progress=lambda message: print(message, file=sys.stderr),
-    )
+    try:
+        clips = generate_clips(
+            footage, out, seed=args.seed, per_kind=args.per_kind, detect=detect,
+            settings=settings, progress=lambda message: print(message, file=sys.stderr),
+        )
+    except (FootageError, CropError, PlanError, ValueError) as exc:
+        raise UsageError(f"synth: {first_line(exc)}") from None
     _write_eval_config(out, clips[0].name, settings.zone, settings.fps)
     print(f"wrote {len(clips)} clips, {out / 'annotations.json'} and {out / 'eval.toml'}")
     return EXIT_OK
@@ -302,7 +327,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from monitor.temporal.checkpoint import load_checkpoint
     from monitor.temporal.deciders import packaged_checkpoint
 
-    checkpoint = load_checkpoint(args.checkpoint or packaged_checkpoint())
+    checkpoint = load_checkpoint(args.checkpoint or packaged_checkpoint())  # one-line errors
     print(f"temporal decider, one torch thread, model {checkpoint.name} "
           f"({checkpoint.architecture.kind}, window {checkpoint.spec.window})")
     print(f"{'tracks':>6}  {'step median ms':>14}  {'step p95 ms':>11}  {'score ms':>8}")
@@ -317,6 +342,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             {"checkpoint": checkpoint.sha256, "rows": [dataclasses.asdict(c) for c in rows]},
             indent=2) + "\n")
     return EXIT_OK
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got '{text}'")
+    return value
 
 
 def _track_counts(text: str) -> list[int]:
@@ -415,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("clips", metavar="CLIPS", help="folder of video clips")
     evaluate.add_argument("annotations", metavar="ANNOTATIONS", help="JSON or CSV: clip,kind,start,end")
     evaluate.add_argument("--config", metavar="FILE", help="default: CLIPS/eval.toml")
-    evaluate.add_argument("--min-iou", type=float, default=0.3, help="temporal IoU of a match")
+    evaluate.add_argument("--min-iou", type=_fraction, default=0.3,
+                          help="temporal IoU of a match, in (0, 1] (default 0.3)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     evaluate.add_argument("--plot", metavar="PNG", help="also draw every clip's events on a timeline")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -22,7 +22,7 @@ from monitor.store.queries import get_event
 from monitor.temporal.checkpoint import load_checkpoint
 from monitor.temporal.deciders import make_decider, packaged_checkpoint
 from monitor.temporal.simulate import SimulationSettings, simulate_track
-from monitor.temporal.train import build_dataset, labelled_tracks_from_db
+from monitor.temporal.train import TrainSettings, build_dataset, labelled_tracks
 from monitor.temporal.features import FeatureSpec
 from monitor.types import Alert, AlertType, Box, Detection, EventKind, Frame, Track, Tracks
 from tests.builders import EPOCH
@@ -174,9 +174,33 @@ def test_label_an_event_then_train_from_the_database(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no event with id no-such-id" in missing.stderr
 
-    tracks = labelled_tracks_from_db(engine)
+    from monitor.store.queries import labelled_events
+
+    tracks = labelled_tracks(labelled_events(engine), TrainSettings())
     assert len(tracks) == 1
     spec = FeatureSpec(window=40, step_s=0.2)
     data = build_dataset(tracks, spec, ("normal", "loitering", "running", "fall"), 50,
                          np.random.default_rng(0))
     assert len(data) > 0 and set(data.labels) == {0}  # all windows say "normal"
+
+
+def test_a_labelled_fall_teaches_the_drop_not_the_lying(tmp_path: Path) -> None:
+    """Windows of an operator-labelled fall: `fall` only where the drop is in view; windows that
+    show only lying are `normal`, as for simulated falls."""
+    import dataclasses
+
+    track = simulate_track(
+        "fall", np.random.default_rng(5), SimulationSettings(duration_s=30.0, miss_rate=(0.0, 0.0))
+    )
+    sink = run_track(track.observations, "rules", tmp_path)
+    fall = dataclasses.replace(sink.ended(EventKind.FALL)[0].event, operator_label="fall")
+    presence = dataclasses.replace(sink.ended(EventKind.PRESENCE)[0].event, operator_label="normal")
+    tracks = labelled_tracks([fall, presence], TrainSettings())
+    assert len({t.group for t in tracks}) == 1  # one person: one side of the split
+    labels = {}
+    for o in tracks[0].observations:
+        labels[round(o.monotonic, 1)] = tracks[0].label_at(o.monotonic)
+    start = (fall.start_time - tracks[0].observations[0].at).total_seconds()
+    assert labels[round(start + 2.0, 1)] == "fall"
+    assert labels[round(start + 12.0, 1)] == "normal"       # 8 s window: only lying left
+    assert labels[round(start - 1.0, 1)] is None            # before the event: not labelled

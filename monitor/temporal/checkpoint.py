@@ -2,9 +2,10 @@
 
 A checkpoint carries its label set, feature spec (names, window, step, feature semantics
 version), network shape, training metrics and how it was trained, and a SHA-256 over all of that
-and the weights. Loading recomputes the digest, so a modified or truncated file is refused rather
-than served; a deployment can also pin the digest in config (``[temporal] sha256``) so only the
-model it validated ever runs.
+and the weights. Loading recomputes the digest, so a corrupted, truncated or carelessly edited file
+is refused rather than served. The digest is recorded in the file itself, so someone who edits a
+file on purpose can record a new one: against that, pin the digest in config
+(``[temporal] sha256``) so only the model a deployment validated ever runs.
 
 The digest is computed over a canonical form (sorted JSON of the metadata, then each tensor's
 name, dtype, shape and raw bytes in name order) rather than over the file's bytes, because the
@@ -142,10 +143,21 @@ def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
         raise CheckpointError(f"{where}: not a readable checkpoint: {first_line(exc)}") from None
     if not isinstance(raw, dict) or not {"meta", "state", "sha256"} <= raw.keys():
         raise CheckpointError(f"{where}: not a monitor temporal checkpoint (no meta/state/sha256)")
+    try:
+        return _verified(raw, path, where, expected_sha256)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # crafted or odd content
+        raise CheckpointError(f"{where}: malformed checkpoint: {first_line(exc)}") from None
+
+
+def _verified(
+    raw: dict[str, Any], path: Path, where: str, expected_sha256: str | None
+) -> Checkpoint:
     meta, state, recorded = raw["meta"], raw["state"], raw["sha256"]
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(f"{where}: format {found!r}, expected {FORMAT!r}")
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise CheckpointError(f"{where}: malformed checkpoint: weights are not all tensors")
     actual = content_digest(meta, state)
     if actual != recorded:
         raise CheckpointError(

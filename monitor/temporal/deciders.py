@@ -277,7 +277,9 @@ class BehaviourDecider:
                 "min_duration_s": self._verdicts_config("min_duration_s"),
             },
         }
-        at = since if change.started else track.history[-1]
+        # Starts and ends both date from when their condition first held, not from when the
+        # minimum duration confirmed it.
+        at = since
         return Verdict(track.track_id, change.label, change.started, at, evidence)
 
     def _verdicts_config(self, name: str) -> float:

@@ -30,10 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sqlalchemy import Engine
-
 from monitor.events.lifecycle import Observation, observations_from_record
-from monitor.store.queries import labelled_events
+from monitor.types import Event
 from monitor.temporal.checkpoint import Architecture, save_checkpoint
 from monitor.temporal.features import FeatureSpec, track_window
 from monitor.temporal.model import LABELS, TemporalNet, predict_proba
@@ -213,27 +211,42 @@ def _constant(label: str) -> Callable[[float], str | None]:
     return lambda _end: label
 
 
-def labelled_tracks_from_db(engine: Engine) -> list[LabelledTrack]:
-    """Operator-labelled events as training tracks: windows ending inside the event's time span
-    get the operator's label. Events without stored track data (older than this version, or
-    never ended) are skipped."""
+def labelled_tracks(events: Sequence[Event], settings: TrainSettings) -> list[LabelledTrack]:
+    """Operator-labelled events as training tracks (``monitor train --from-db``).
+
+    Windows ending inside the event get the operator's label, except for ``fall``: there the
+    simulated tracks' rule applies with the event's start as the drop (windows that show only
+    lying stay ``normal``). Events of one track (its presence, intrusion and fall events all
+    keep the same observations) share a group, so they land on one side of the split. Events
+    without stored track data (older versions, never ended) are skipped.
+    """
     tracks = []
-    for event in labelled_events(engine):
+    groups: dict[tuple[str, int, str], int] = {}
+    span = (settings.window - 1) * settings.step_s
+    for event in events:
         record = event.evidence.get("track")
-        frame = record.get("frame_size") if record else None
+        frame = record.get("frame_size") if isinstance(record, dict) else None
         if not record or not record.get("t") or not frame or event.end_time is None:
             continue
         observations = observations_from_record(record)
         origin = observations[0].at
-        start = (event.start_time - origin).total_seconds() - 1e-6
-        end = (event.end_time - origin).total_seconds() + 1e-6
+        start = (event.start_time - origin).total_seconds()
+        end = (event.end_time - origin).total_seconds()
         label = event.operator_label
 
         def label_at(moment: float, start: float = start, end: float = end,
                      label: str | None = label) -> str | None:
-            return label if start <= moment <= end else None
+            if not start - 1e-6 <= moment <= end + 1e-6:
+                return None
+            if label != "fall":
+                return label
+            if moment - span + settings.fall_before_s <= start <= moment - settings.fall_after_s:
+                return "fall"
+            return "normal" if start < moment - span else None
 
-        tracks.append(LabelledTrack(observations, int(frame[0]), int(frame[1]), label_at, 0))
+        key = (event.camera, event.track_id, str(record.get("first_at")))
+        group = groups.setdefault(key, len(groups))
+        tracks.append(LabelledTrack(observations, int(frame[0]), int(frame[1]), label_at, group))
     return tracks
 
 
@@ -419,14 +432,30 @@ def train(
         labels: the label set; every operator label must be in it.
         command: the command line, recorded so the checkpoint says how to reproduce it.
     """
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: bit-for-bit reproducible, and fast enough here
+    try:
+        return _train(settings, out, extra_tracks, labels, command, progress, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    settings: TrainSettings,
+    out: Path,
+    extra_tracks: Sequence[LabelledTrack],
+    labels: Sequence[str],
+    command: str,
+    progress: bool,
+    log: Callable[[str], None],
+) -> TrainResult:
     started = time.monotonic()
     rng = np.random.default_rng(settings.seed)
     log(f"simulating {settings.tracks_per_behaviour} tracks x {len(BEHAVIOUR_LABELS)} behaviours "
         f"(seed {settings.seed})")
     tracks = simulated_tracks(settings, rng)
     first_extra = len(tracks)
-    tracks += [replace(t, group=first_extra + i) for i, t in enumerate(extra_tracks)]
+    tracks += [replace(t, group=first_extra + t.group) for t in extra_tracks]
     dataset = build_dataset(tracks, settings.spec, labels, settings.windows_per_track, rng)
     train_index, val_index = split_by_group(dataset.groups, settings.val_fraction, rng)
     train_set, val_set = dataset.take(train_index), dataset.take(val_index)
