@@ -14,10 +14,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor import __version__
 from monitor.config import Config, ConfigError, load_config, load_database_url, mask_url
 from monitor.types import EventKind
+
+if TYPE_CHECKING:
+    from monitor.detect.yolo import YoloDetector
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -196,7 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _real_detector(config: Config | None) -> object:
+def _real_detector(config: Config | None) -> YoloDetector:
+    """The configured (or default) detector, loaded and warmed up."""
     from monitor.config import DetectorConfig
     from monitor.detect.yolo import YoloDetector
 
@@ -220,7 +225,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not footage.is_file():
         raise UsageError(f"no such footage file: {footage}")
     detector = _real_detector(None)
-    assert isinstance(detector, YoloDetector)
 
     def detect(image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         frame = Frame("synth", 0, image, datetime.now(UTC), 0.0)
@@ -279,7 +283,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     checkpoint = load_configured_checkpoint(config.temporal)
     detector = _real_detector(config)
-    assert isinstance(detector, YoloDetector)
     try:
         report = run_eval(clips, truth, detector, config, checkpoint, min_iou=args.min_iou,
                           progress=not args.quiet)
@@ -367,7 +370,9 @@ def _track_counts(text: str) -> list[int]:
 def _database_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", metavar="FILE", help="read the database URL from this config")
-    source.add_argument("--db", metavar="URL", help="database URL")
+    source.add_argument(
+        "--db", metavar="URL", help="database URL, e.g. sqlite:////var/lib/monitor/monitor.db"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -395,9 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     events.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     events.add_argument("event_id", nargs="?", metavar="EVENT_ID")
-    source = events.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="FILE", help="read the database URL from this config")
-    source.add_argument("--db", metavar="URL", help="database URL, e.g. sqlite:////var/lib/monitor/monitor.db")
+    _database_options(events)
     events.add_argument("--camera", help="only this camera")
     events.add_argument("--kind", choices=[kind.value for kind in EventKind])
     events.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")

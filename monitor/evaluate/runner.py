@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DECIDERS: tuple[str, ...] = ("per_frame", "rules", "temporal")
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov"})
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # clip time 0; only differences matter
+_FALLBACK_FPS = 10.0  # a container that does not say its frame rate
 
 
 class EvalError(Exception):
@@ -105,7 +106,7 @@ def _frames(path: Path, detect_fps: float) -> Iterator[tuple[Frame, int]]:
     if not capture.isOpened():
         raise EvalError(f"clip {path}: cannot be opened as a video")
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+        fps = capture.get(cv2.CAP_PROP_FPS) or _FALLBACK_FPS
         every = max(1, round(fps / detect_fps))
         index = 0
         while True:
@@ -141,7 +142,8 @@ def evaluate_clip(
     zones = [Zone.from_config(z) for z in camera.zones]
     result = ClipResult(path.name)
     tracker = ByteTracker(camera.name, config.tracker, camera.detect_fps)
-    snapshots = SnapshotWriter(Path("."), 85)  # events carry no snapshot path: never writes
+    # Events here carry no snapshot path, so this never writes.
+    snapshots = SnapshotWriter(Path("."), config.events.snapshot_quality)
     sinks: dict[str, _Collect] = {}
     pipelines: dict[str, CameraPipeline] = {}
     for name in deciders:
@@ -173,7 +175,7 @@ def evaluate_clip(
     flush()
     result.frames = read
     capture = cv2.VideoCapture(str(path))
-    result.seconds = read / (capture.get(cv2.CAP_PROP_FPS) or 10.0)
+    result.seconds = read / (capture.get(cv2.CAP_PROP_FPS) or _FALLBACK_FPS)
     capture.release()
     for name, pipeline in pipelines.items():
         pipeline.close()

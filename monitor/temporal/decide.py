@@ -25,7 +25,7 @@ class DecisionConfig:
 
     enter_prob: float = 0.7
     exit_prob: float = 0.4
-    min_duration_s: float = 1.0
+    min_duration_s: float = 0.6  # as [temporal] min_duration_s
     background: str = "normal"
 
     def __post_init__(self) -> None:
