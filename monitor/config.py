@@ -281,6 +281,9 @@ class TemporalConfig(_Strict):
     fall_within_s: float = Field(
         2.0, gt=0, description="rules: upright to lying within this many seconds is a fall."
     )
+    min_history_s: float = Field(
+        1.0, ge=0, description="temporal: a track is judged once it has been seen this long."
+    )
     evidence_steps: int = Field(
         10, ge=1, le=200, description="Model steps of per-class probabilities kept as evidence."
     )

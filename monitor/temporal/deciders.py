@@ -226,7 +226,16 @@ class BehaviourDecider:
 
     def step(self, tracks: Sequence[TrackView], width: int, height: int) -> list[Verdict]:
         """Score the tracks seen in this frame (one batch) and return the verdicts that changed."""
-        tracks = [t for t in tracks if t.history]
+        # A sequence model needs a sequence: a track seen for less than min_history_s is a few
+        # mostly-missing steps, on which the network is confident and wrong now and then.
+        young = self._scorer.name == "temporal"
+        tracks = [
+            t for t in tracks
+            if t.history and not (
+                young
+                and t.history[-1].monotonic - t.history[0].monotonic < self._config.min_history_s
+            )
+        ]
         verdicts: list[Verdict] = []
         for track, scores in zip(tracks, self._scorer.score(tracks, width, height), strict=True):
             last = track.history[-1]
