@@ -100,8 +100,9 @@ def list_clips(folder: Path) -> list[Path]:
     return clips
 
 
-def _frames(path: Path, detect_fps: float) -> Iterator[tuple[Frame, int]]:
-    """The clip's frames the detector sees at ``detect_fps``, with the total read so far."""
+def _frames(path: Path, detect_fps: float) -> Iterator[tuple[Frame, int, float]]:
+    """The clip's frames the detector sees at ``detect_fps``, each with the number of frames read
+    so far and the clip time they cover (seconds)."""
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise EvalError(f"clip {path}: cannot be opened as a video")
@@ -121,7 +122,7 @@ def _frames(path: Path, detect_fps: float) -> Iterator[tuple[Frame, int]]:
                     image=np.ascontiguousarray(image),
                     captured_at=_EPOCH + timedelta(seconds=seconds),
                     monotonic=seconds,
-                ), index + 1
+                ), index + 1, (index + 1) / fps
             index += 1
     finally:
         capture.release()
@@ -166,17 +167,15 @@ def evaluate_clip(
                 pipeline.process_tracks(tracks)
         pending.clear()
 
-    for frame, read_total in _frames(path, camera.detect_fps):
+    for frame, read_total, covered_s in _frames(path, camera.detect_fps):
         pending.append(frame)
         on_frames(read_total - read)
         read = read_total
+        result.seconds = covered_s
         if len(pending) >= batch:
             flush()
     flush()
     result.frames = read
-    capture = cv2.VideoCapture(str(path))
-    result.seconds = read / (capture.get(cv2.CAP_PROP_FPS) or _FALLBACK_FPS)
-    capture.release()
     for name, pipeline in pipelines.items():
         pipeline.close()
         result.predicted[name] = sinks[name].intervals

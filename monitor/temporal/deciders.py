@@ -64,8 +64,28 @@ class Verdict:
     evidence: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ScorerTraits:
+    """How the shared decision layer treats a scorer's output.
+
+    Attributes:
+        probabilistic: scores are probabilities, decided with the configured hysteresis
+            (``enter_prob``/``exit_prob``); otherwise they are 0 or 1, decided at 0.5.
+        smoothed: a verdict must hold ``min_duration_s``; the per-frame baseline has none.
+        sequence: judges shape over time, so a fall starts only while the box is lying and
+            stays open while it is.
+        needs_history: only tracks seen for ``min_history_s`` are scored.
+    """
+
+    probabilistic: bool
+    smoothed: bool
+    sequence: bool
+    needs_history: bool
+
+
 class Scorer(Protocol):
     name: str
+    traits: ScorerTraits
 
     def score(
         self, tracks: Sequence[TrackView], width: int, height: int
@@ -110,6 +130,7 @@ class TemporalScorer:
     """The sequence model: one batch per camera step."""
 
     name = "temporal"
+    traits = ScorerTraits(probabilistic=True, smoothed=True, sequence=True, needs_history=True)
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self._checkpoint = checkpoint
@@ -143,6 +164,7 @@ class RuleScorer:
     """Hand-written thresholds; probabilities are 0 or 1."""
 
     name = "rules"
+    traits = ScorerTraits(probabilistic=False, smoothed=True, sequence=True, needs_history=False)
 
     def __init__(self, config: TemporalConfig) -> None:
         self._config = config
@@ -176,6 +198,10 @@ class PerFrameScorer:
     """The detector's own label, frame by frame: a ``Fall`` box is a fall."""
 
     name = "per_frame"
+    # A per-frame alert is what that baseline is: no smoothing at all.
+    traits = ScorerTraits(
+        probabilistic=False, smoothed=False, sequence=False, needs_history=False
+    )
 
     def score(
         self, tracks: Sequence[TrackView], width: int, height: int
@@ -209,13 +235,12 @@ class BehaviourDecider:
         self._scorer = scorer
         self._config = config
         self._kinds = tuple(kinds)
-        per_frame = scorer.name == "per_frame"
+        traits = scorer.traits
         self._verdicts = VerdictTracker(
             DecisionConfig(
-                # A per-frame alert is what that baseline is: no smoothing at all.
-                enter_prob=0.5 if scorer.name != "temporal" else config.enter_prob,
-                exit_prob=0.5 if scorer.name != "temporal" else config.exit_prob,
-                min_duration_s=0.0 if per_frame else config.min_duration_s,
+                enter_prob=config.enter_prob if traits.probabilistic else 0.5,
+                exit_prob=config.exit_prob if traits.probabilistic else 0.5,
+                min_duration_s=config.min_duration_s if traits.smoothed else 0.0,
             )
         )
         self._memory: dict[int, _TrackMemory] = {}
@@ -228,7 +253,7 @@ class BehaviourDecider:
         """Score the tracks seen in this frame (one batch) and return the verdicts that changed."""
         # A sequence model needs a sequence: a track seen for less than min_history_s is a few
         # mostly-missing steps, on which the network is confident and wrong now and then.
-        young = self._scorer.name == "temporal"
+        young = self._scorer.traits.needs_history
         tracks = [
             t for t in tracks
             if t.history and not (
@@ -245,7 +270,7 @@ class BehaviourDecider:
             memory.steps.append((last, scores))
             wanted = {k: scores.get(k, 0.0) for k in self._kinds}
             down = aspect(last) <= self._config.lying_aspect
-            sequence = self._scorer.name != "per_frame"
+            sequence = self._scorer.traits.sequence
             if sequence and not down and "fall" in wanted:
                 # A fall is a drop *then lying*: while the box is upright no fall starts, and one
                 # that was open ends (the person got up) - whatever the window looks like.
