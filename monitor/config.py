@@ -82,6 +82,78 @@ class DatabaseConfig(_Strict):
     )
 
 
+class RegionsConfig(_Strict):
+    """Detection on the parts of a frame that moved instead of the whole frame; see
+    docs/performance.md. Inference cost grows with pixels, and on a busy scene people and motion
+    cover a few percent of the picture."""
+
+    enabled: bool = Field(
+        True, description="Infer only motion regions and known tracks; off: every whole frame."
+    )
+    margin: float = Field(
+        0.15, ge=0, le=4, description="Each region grows by this fraction of its size per side: "
+        "motion may miss a still part of a person, and the detector needs the whole person.",
+    )
+    min_size_px: int = Field(
+        64, ge=16, description="Regions are at least this wide and tall (frame pixels): a "
+        "distant person's few moving pixels still give the detector context.",
+    )
+    max_fraction: float = Field(
+        0.8, gt=0, le=1, description="When regions cover more of the frame than this, the "
+        "whole frame is cheaper to infer than the crops (crops are packed with some waste).",
+    )
+    track_memory_s: float = Field(
+        2.0, ge=0, description="A track seen this recently is looked for again even when it "
+        "does not move (a person standing still).",
+    )
+    gap_px: int = Field(
+        16, ge=0, le=128, description="Grey gap between crops packed into one detector image, "
+        "so no box spans two crops.",
+    )
+
+
+class MotionConfig(_Strict):
+    """Cheap per-camera motion detection in the capture thread (every frame is looked at)."""
+
+    enabled: bool = Field(
+        True, description="Off: every frame due for detection is inferred whole."
+    )
+    width_px: int = Field(
+        160, ge=32, le=1920, description="Motion is computed on a grey copy this wide."
+    )
+    blur_px: int = Field(
+        5, ge=1, le=31, description="Gaussian blur (odd) before differencing: removes sensor "
+        "noise and compression speckle.",
+    )
+    threshold: int = Field(
+        25, ge=1, le=255, description="Grey-level difference from the background that counts "
+        "as change.",
+    )
+    background_alpha: float = Field(
+        0.05, gt=0, le=1, description="Weight of each new frame in the running-average "
+        "background: slow light changes fade in, people do not.",
+    )
+    min_area_fraction: float = Field(
+        0.0005, ge=0, le=1, description="A changed blob smaller than this share of the frame "
+        "is noise (rain, leaves, a flicker).",
+    )
+    max_changed_fraction: float = Field(
+        0.7, gt=0, le=1, description="More of the picture changing than this at once is a "
+        "light switch or camera move: the whole frame is inferred and the background restarts.",
+    )
+    warmup_frames: int = Field(
+        10, ge=1, description="Frames before the background is trusted; until then whole frames "
+        "are inferred.",
+    )
+
+    @field_validator("blur_px")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd (Gaussian kernel), got {value}")
+        return value
+
+
 class DetectorConfig(_Strict):
     model: str = Field(
         "fall_detection/models/best.pt",
@@ -108,6 +180,10 @@ class DetectorConfig(_Strict):
         default_factory=lambda: {"Normal": "person", "Fall": "person"},
         description="Model class name -> watched label. Classes not listed keep their own name.",
     )
+    max_batch: int = Field(
+        8, ge=1, le=64, description="Most camera frames taken into one round of inference."
+    )
+    regions: RegionsConfig = Field(default_factory=RegionsConfig)
 
 
 class ZoneConfig(_Strict):
@@ -333,6 +409,7 @@ class Config(_Strict):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     cameras: Annotated[list[CameraConfig], Field(min_length=1)]
 

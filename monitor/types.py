@@ -34,6 +34,19 @@ class Box:
 
 
 @dataclass(frozen=True, slots=True)
+class Motion:
+    """Where a camera's picture changed since the frame it last handed to the detector.
+
+    Attributes:
+        regions: boxes around the changed areas, in the frame's pixels (empty: nothing moved).
+        changed_fraction: share of the picture that changed, 0..1.
+    """
+
+    regions: tuple[Box, ...]
+    changed_fraction: float
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
     """One decoded picture from a camera.
 
@@ -43,6 +56,8 @@ class Frame:
         image: BGR uint8 array, shape (H, W, 3). Never mutated after capture.
         captured_at: wall-clock UTC time the frame was read.
         monotonic: ``time.monotonic()`` at read; used for all durations.
+        motion: what moved since this camera's previous detector frame; None when unknown
+            (motion detection off, or no background yet), which means "look at everything".
     """
 
     camera: str
@@ -50,6 +65,7 @@ class Frame:
     image: np.ndarray = field(repr=False, compare=False)
     captured_at: datetime
     monotonic: float
+    motion: Motion | None = None
 
     @property
     def width(self) -> int:

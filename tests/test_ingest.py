@@ -164,7 +164,7 @@ def test_concurrent_put_and_take_lose_nothing_uncounted() -> None:
 
 def test_file_is_paced_at_its_own_fps(footage: Path, collect: Any) -> None:
     slot, collector = collect()
-    source = CameraSource(CameraConfig(name="file", url=str(footage)), FAST, slot)
+    source = CameraSource(CameraConfig(detect_fps=60, name="file", url=str(footage)), FAST, slot)
     source.start()
     time.sleep(2.0)
     assert source.stop(timeout_s=2.0)
@@ -182,7 +182,7 @@ def test_file_is_paced_at_its_own_fps(footage: Path, collect: Any) -> None:
 def test_file_loops_with_increasing_indexes(short_clip: Path, collect: Any,
                                             caplog: pytest.LogCaptureFixture) -> None:
     slot, collector = collect()
-    source = CameraSource(CameraConfig(name="loop", url=str(short_clip)), FAST, slot)
+    source = CameraSource(CameraConfig(detect_fps=60, name="loop", url=str(short_clip)), FAST, slot)
     source.start()
     assert wait_until(lambda: source.stats().frames_read >= 12, 3.0)
     assert source.stop(timeout_s=2.0)
@@ -195,7 +195,7 @@ def test_file_loops_with_increasing_indexes(short_clip: Path, collect: Any,
 
 def test_file_without_loop_ends(short_clip: Path) -> None:
     slot = LatestFrame()
-    source = CameraSource(CameraConfig(name="once", url=str(short_clip), loop_file=False), FAST, slot)
+    source = CameraSource(CameraConfig(detect_fps=60, name="once", url=str(short_clip), loop_file=False), FAST, slot)
     assert not source.is_alive()
     source.start()
     assert wait_until(lambda: source.stats().state == "ended", 3.0)
@@ -245,7 +245,7 @@ class FakeCapture:
 
 
 def fake_camera(name: str = "fake") -> CameraConfig:
-    return CameraConfig(name=name, url="rtsp://user:secret@camera.invalid/stream")
+    return CameraConfig(detect_fps=60, name=name, url="rtsp://user:secret@camera.invalid/stream")
 
 
 def start_fake(make: Callable[[], FakeCapture], config: SourceConfig = FAST) -> CameraSource:
@@ -385,7 +385,7 @@ def test_pacing_a_slow_file_is_not_a_stall(tmp_path: Path,
         return opened[-1]
 
     (tmp_path / "slow.avi").touch()  # the config checks it exists; the fake stands in for it
-    camera = CameraConfig(name="slow-file", url=str(tmp_path / "slow.avi"))
+    camera = CameraConfig(detect_fps=60, name="slow-file", url=str(tmp_path / "slow.avi"))
     config = FAST.model_copy(update={"stall_timeout_s": 0.3})
     source = CameraSource(camera, config, LatestFrame(), open_capture=lambda url, cfg: make())
     source.start()
@@ -426,7 +426,7 @@ def test_rtsp_frames_arrive_from_two_cameras(rtsp_server: RtspServer, collect: A
     sources, collectors = [], []
     for name in ("cam1", "cam2"):
         slot, collector = collect()
-        sources.append(CameraSource(CameraConfig(name=name, url=rtsp_server.url(name)), FAST, slot))
+        sources.append(CameraSource(CameraConfig(detect_fps=60, name=name, url=rtsp_server.url(name)), FAST, slot))
         collectors.append(collector)
     started = time.monotonic()
     for source in sources:
@@ -447,7 +447,7 @@ def test_rtsp_frames_arrive_from_two_cameras(rtsp_server: RtspServer, collect: A
 def test_rtsp_server_restart_is_survived(rtsp_server: RtspServer, collect: Any,
                                          caplog: pytest.LogCaptureFixture) -> None:
     slot, _ = collect()
-    camera = CameraConfig(name="cam1", url=rtsp_server.url("cam1", userinfo="user:secret"))
+    camera = CameraConfig(detect_fps=60, name="cam1", url=rtsp_server.url("cam1", userinfo="user:secret"))
     source = CameraSource(camera, FAST, slot)
     source.start()
     assert wait_until(lambda: source.stats().frames_read >= 5, 10.0)
@@ -471,7 +471,7 @@ def test_rtsp_server_restart_is_survived(rtsp_server: RtspServer, collect: Any,
 def test_unreachable_camera_retries_and_stops_promptly(
         caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
     url = f"rtsp://user:secret@127.0.0.1:{closed_port()}/cam1"
-    source = CameraSource(CameraConfig(name="gone", url=url), FAST, LatestFrame())
+    source = CameraSource(CameraConfig(detect_fps=60, name="gone", url=url), FAST, LatestFrame())
     source.start()
     assert wait_until(lambda: len(warnings_of(caplog)) >= 3, 5.0)
     started = time.monotonic()

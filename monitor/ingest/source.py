@@ -23,9 +23,10 @@ from typing import Any, Literal, Protocol
 import cv2
 import numpy as np
 
-from monitor.config import CameraConfig, SourceConfig, mask_url
+from monitor.config import CameraConfig, MotionConfig, SourceConfig, mask_url
 from monitor.ingest.latest import LatestFrame
-from monitor.types import Frame
+from monitor.ingest.motion import MotionDetector, combine
+from monitor.types import Frame, Motion
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class SourceStats:
     """A snapshot of one source.
 
     Attributes:
-        frames_read: frames delivered to the slot since start.
+        frames_read: frames decoded (and looked at for motion) since start.
+        frames_offered: of those, frames due for detection (``detect_fps``), put into the slot.
         frames_dropped: of those, frames replaced in the slot before the consumer took them.
         reconnects: times frames resumed after a failure (open, read or stall).
         state: what the capture thread is doing now.
@@ -117,6 +119,7 @@ class SourceStats:
     """
 
     frames_read: int
+    frames_offered: int
     frames_dropped: int
     reconnects: int
     state: SourceState
@@ -148,13 +151,40 @@ class _Pacer:
         return max(0.0, self._due - now)
 
 
+class _Cadence:
+    """Which frames are due for detection: at most ``detect_fps`` a second, evenly spaced.
+
+    Due times advance by the interval, not from the last due frame, so a 10 fps camera at
+    ``detect_fps = 5`` gives every second frame despite read jitter; after a pause the schedule
+    restarts instead of declaring a burst of frames due.
+    """
+
+    def __init__(self, detect_fps: float) -> None:
+        self._interval_s = 1.0 / detect_fps
+        # A frame this early still counts as on time (read jitter is a small part of a period).
+        self._slack_s = self._interval_s * 0.2
+        self._next_due: float | None = None
+
+    def due(self, now: float) -> bool:
+        if self._next_due is not None and now + self._slack_s < self._next_due:
+            return False
+        previous = self._next_due if self._next_due is not None else now
+        self._next_due = max(previous + self._interval_s, now + self._interval_s - self._slack_s)
+        return True
+
+
 class CameraSource:
-    """Reads one camera on its own thread and puts every frame into a ``LatestFrame`` slot.
+    """Reads one camera on its own thread; each frame due for detection goes to a ``LatestFrame``
+    slot, carrying what moved since the previous one.
+
+    Every frame read is looked at by the motion detector (cheap, on a small grey copy); only
+    ``detect_fps`` frames a second are offered to the inference worker.
 
     Args:
         camera: the camera; ``url`` may carry credentials, which are never logged.
         source: open/read/stall timeouts and the reconnect backoff.
         slot: where frames go; the consumer takes the newest one.
+        motion: the ``[motion]`` section; None or disabled: frames carry no motion (inferred whole).
         open_capture: opens a capture; tests pass a fake, the daemon keeps the default.
 
     Example:
@@ -169,9 +199,15 @@ class CameraSource:
         source: SourceConfig,
         slot: LatestFrame,
         *,
+        motion: MotionConfig | None = None,
         open_capture: CaptureFactory = open_capture,
     ) -> None:
         self._camera = camera
+        self._motion = MotionDetector(motion) if motion is not None and motion.enabled else None
+        self._cadence = _Cadence(camera.detect_fps)
+        self._motion_since: Motion | None = None  # since the last frame offered
+        self._nothing_since = True  # no frame read since the last one offered
+        self._frames_offered = 0
         self._source = source
         self._slot = slot
         self._open_capture = open_capture
@@ -233,7 +269,8 @@ class CameraSource:
         dropped = self._slot.dropped
         with self._lock:
             age = None if self._last_frame_at is None else time.monotonic() - self._last_frame_at
-            return SourceStats(self._frames_read, dropped, self._reconnects, self._state, age)
+            return SourceStats(self._frames_read, self._frames_offered, dropped,
+                               self._reconnects, self._state, age)
 
     def _set_state(self, state: SourceState) -> None:
         with self._lock:
@@ -344,4 +381,16 @@ class CameraSource:
         if resumed or index == 0:
             log.info("camera %s: streaming %dx%d from %s", self.name, image.shape[1],
                      image.shape[0], mask_url(self._camera.url))
-        self._slot.put(Frame(self.name, index, image, datetime.now(UTC), now))
+        if resumed and self._motion is not None:
+            # Another connection may show another picture: the old background means nothing.
+            self._motion = MotionDetector(self._motion.config)
+        motion = self._motion.update(image) if self._motion is not None else None
+        self._motion_since = combine(self._motion_since, motion, first=self._nothing_since)
+        self._nothing_since = False
+        if not self._cadence.due(now):
+            return
+        frame = Frame(self.name, index, image, datetime.now(UTC), now, self._motion_since)
+        self._motion_since, self._nothing_since = None, True
+        with self._lock:
+            self._frames_offered += 1
+        self._slot.put(frame)
