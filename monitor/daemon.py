@@ -14,22 +14,24 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from monitor.config import Config, mask_url
-from monitor.detect.worker import InferenceWorker
+from monitor.detect.regions import RegionDetector, RegionStats
+from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import YoloDetector
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.snapshot import SnapshotWriter
 from monitor.events.zones import Zone
 from monitor.ingest.latest import LatestFrame
-from monitor.ingest.source import CameraSource
+from monitor.ingest.source import CameraSource, SourceStats
 from monitor.mqtt.client import MqttClient
 from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.topics import outbox_message
 from monitor.pipeline import CameraPipeline
-from monitor.sdnotify import SystemdNotifier
+from monitor.sdnotify import Notifier, SystemdNotifier
 from monitor.store import EventWriter, StoreError, open_database
 from monitor.store.queries import pending_messages
 from monitor.temporal.deciders import load_configured_checkpoint, make_decider
@@ -64,10 +66,25 @@ class _StoreSink:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class DaemonStats:
+    """A snapshot of the running daemon's counters (logged every minute; read by the bench).
+
+    Attributes:
+        sources: camera name -> its capture counters.
+        regions: what the detector was given, per camera and by input shape; None before start.
+        worker: the inference loop's counters; None before start.
+    """
+
+    sources: dict[str, SourceStats]
+    regions: RegionStats | None
+    worker: WorkerStats | None
+
+
 class Daemon:
     """The running service. ``run()`` blocks until a stop signal and returns the exit code."""
 
-    def __init__(self, config: Config, notifier: SystemdNotifier | None = None) -> None:
+    def __init__(self, config: Config, notifier: Notifier | None = None) -> None:
         self._config = config
         self._notifier = notifier or SystemdNotifier()
         self._stop = threading.Event()
@@ -79,6 +96,7 @@ class Daemon:
         self._writer: EventWriter | None = None
         self._client: MqttClient | None = None
         self._publisher: OutboxPublisher | None = None
+        self._regions: RegionDetector | None = None
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
@@ -87,6 +105,18 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    def request_stop(self) -> None:
+        """Stop as a signal would (``monitor bench`` runs the daemon in a thread)."""
+        self._stop.set()
+
+    def stats(self) -> DaemonStats:
+        """Counters of every stage; safe from any thread."""
+        return DaemonStats(
+            {source.name: source.stats() for source in self._sources},
+            self._regions.stats() if self._regions is not None else None,
+            self._worker.stats() if self._worker is not None else None,
+        )
 
     def run(self) -> int:
         """Start everything, serve until stopped, shut down cleanly. Returns the exit code."""
@@ -182,13 +212,15 @@ class Daemon:
                 tracker, lifecycle, snapshots, sink, make_decider(config.temporal, checkpoint)
             )
             self._slots[camera.name] = LatestFrame(on_put=wake.set)
-        self._worker = InferenceWorker(
+        memory_s = config.detector.regions.track_memory_s
+        self._regions = RegionDetector(
             detector,
-            self._slots,
-            {c.name: 1.0 / c.detect_fps for c in config.cameras},
-            self._route,
-            self._tick,
-            wake,
+            config.detector.regions,
+            lambda camera, now: self._pipelines[camera].recent_boxes(now, memory_s),
+        )
+        self._worker = InferenceWorker(
+            self._regions, self._slots, self._route, self._tick, wake,
+            max_batch=config.detector.max_batch,
         )
         self._worker.start()
 
@@ -221,7 +253,8 @@ class Daemon:
 
     def _start_sources(self) -> None:
         for camera in self._config.cameras:
-            source = CameraSource(camera, self._config.source, self._slots[camera.name])
+            source = CameraSource(camera, self._config.source, self._slots[camera.name],
+                                  motion=self._config.motion)
             log.info("camera %s: %s", camera.name, mask_url(camera.url))
             source.start()
             self._sources.append(source)
@@ -266,16 +299,23 @@ class Daemon:
         return None
 
     def _log_stats(self) -> None:
+        regions = self._regions.stats() if self._regions is not None else None
         for source in self._sources:
             stats = source.stats()
             pipeline = self._pipelines[source.name]
+            name = source.name
             log.info(
-                "camera %s: %s, %d frames read, %d not inferred, %d reconnects, %d detections, "
-                "%d alerts",
-                source.name,
+                "camera %s: %s, %d frames read, %d due for detection, %d of them dropped "
+                "(detector busy), inferred %d whole and %d as regions, %d skipped (still), "
+                "%d reconnects, %d detections, %d alerts",
+                name,
                 stats.state,
                 stats.frames_read,
+                stats.frames_offered,
                 stats.frames_dropped,
+                regions.whole.get(name, 0) if regions else 0,
+                regions.regions.get(name, 0) if regions else 0,
+                regions.skipped.get(name, 0) if regions else 0,
                 stats.reconnects,
                 pipeline.detections,
                 pipeline.alerts,

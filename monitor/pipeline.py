@@ -9,7 +9,7 @@ from typing import Protocol
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.snapshot import SnapshotWriter
 from monitor.temporal.deciders import BehaviourDecider, TrackView
-from monitor.types import Alert, AlertType, Detections, Tracks
+from monitor.types import Alert, AlertType, Box, Detections, Tracks
 
 
 class Tracker(Protocol):
@@ -52,6 +52,9 @@ class CameraPipeline:
         self.alerts = 0
         self._lock = threading.Lock()
         self._closed = False
+        # track id -> (its last box, monotonic time seen): where the detector must look again
+        # even if nothing moves there.
+        self._last_seen: dict[int, tuple[Box, float]] = {}
 
     def process(self, detections: Detections) -> None:
         with self._lock:
@@ -59,7 +62,17 @@ class CameraPipeline:
                 return
             tracks = self._tracker.update(detections)
             self.detections += len(detections.items)
+            for track in tracks.items:
+                self._last_seen[track.track_id] = (track.detection.box, tracks.frame.monotonic)
             self._process_tracks(tracks)
+
+    def recent_boxes(self, now_monotonic: float, within_s: float) -> tuple[Box, ...]:
+        """Last boxes of the tracks seen within ``within_s`` before ``now_monotonic``."""
+        with self._lock:
+            for track_id, (_, seen) in list(self._last_seen.items()):
+                if now_monotonic - seen > within_s:
+                    del self._last_seen[track_id]
+            return tuple(box for box, _ in self._last_seen.values())
 
     def process_tracks(self, tracks: Tracks) -> None:
         """Run the stages after the tracker (``monitor eval`` tracks once, decides three ways)."""

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Protocol
+
+
+class Notifier(Protocol):
+    """Where the daemon reports its state (systemd's socket, or a test or bench listening)."""
+
+    def notify(self, *states: str) -> None: ...
 
 
 class SystemdNotifier:

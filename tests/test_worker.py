@@ -89,17 +89,15 @@ class Rig:
     """One worker with its slots, shared wake event, fake detector and result collector."""
 
     def __init__(self, cameras: Sequence[str], detector: FakeDetector | None = None, *,
-                 interval_s: float | dict[str, float] = 0.0, results: Results | None = None,
+                 results: Results | None = None,
                  max_batch: int = 8, tick_interval_s: float = 0.5,
                  error_backoff_s: float = 1.0) -> None:
         self.wake = threading.Event()
         self.slots = {name: LatestFrame(on_put=self.wake.set) for name in cameras}
         self.detector = detector or FakeDetector()
         self.results = results or Results()
-        intervals = (interval_s if isinstance(interval_s, dict)
-                     else dict.fromkeys(cameras, interval_s))
         self.worker = InferenceWorker(
-            self.detector, self.slots, intervals, self.results.on_detections,
+            self.detector, self.slots, self.results.on_detections,
             self.results.on_tick, self.wake, max_batch=max_batch,
             tick_interval_s=tick_interval_s, error_backoff_s=error_backoff_s,
         )
@@ -161,8 +159,7 @@ def test_pending_frames_of_several_cameras_are_batched(
     rig: Callable[..., Rig], cameras: int, max_batch: int, batch_sizes: list[int]
 ) -> None:
     names = [f"cam{i}" for i in range(cameras)]
-    # A long interval: each camera is inferred once, so the batches are exactly what was pending.
-    r = rig(names, interval_s=60.0, max_batch=max_batch)
+    r = rig(names, max_batch=max_batch)
     put = {name: r.put(name, index=i) for i, name in enumerate(names)}
     r.worker.start()
 
@@ -177,7 +174,7 @@ def test_pending_frames_of_several_cameras_are_batched(
 
 
 def test_only_the_newest_frame_of_a_camera_is_inferred(rig: Callable[..., Rig]) -> None:
-    r = rig(["cam1"], interval_s=60.0)
+    r = rig(["cam1"])
     for index in range(5):
         newest = r.put("cam1", index)
     r.worker.start()
@@ -187,35 +184,12 @@ def test_only_the_newest_frame_of_a_camera_is_inferred(rig: Callable[..., Rig]) 
     assert r.slots["cam1"].dropped == 4
 
 
-# --- per-camera rate cap --------------------------------------------------------------------
-
-
-def test_per_camera_rate_cap_is_respected(rig: Callable[..., Rig]) -> None:
-    # Both cameras deliver ~200 fps; "slow" may be inferred every 0.2 s, "fast" every 0.05 s.
-    r = rig(["slow", "fast"], interval_s={"slow": 0.2, "fast": 0.05})
-    feeder = Feeder(r, ["slow", "fast"])
-    started = time.monotonic()
-    r.worker.start()
-    time.sleep(1.0)
-    assert r.worker.stop(STOP_TIMEOUT_S)
-    elapsed_s = time.monotonic() - started
-    feeder.close()
-
-    inferred = r.detector.inferred()
-    # The cap is a hard upper bound (the first inference is at t=0, then at most one per interval);
-    # the lower bounds only say the worker kept running, whatever the machine's load.
-    assert 2 <= inferred["slow"] <= elapsed_s / 0.2 + 1
-    assert 5 <= inferred["fast"] <= elapsed_s / 0.05 + 1
-    assert inferred["fast"] >= 2 * inferred["slow"]
-    assert r.slots["slow"].dropped > 10 * inferred["slow"]  # the rest were replaced, not queued
-
-
 def test_every_camera_is_served_when_the_detector_cannot_keep_up(rig: Callable[..., Rig]) -> None:
     names = ["cam1", "cam2", "cam3"]
     wake_slots: dict[str, LatestFrame] = {}
     # Every camera always has a new frame, and each batch (0.05 s) outlasts the interval (0.02 s).
     detector = FakeDetector(delay_s=0.05, refill=wake_slots)
-    r = rig(names, detector, interval_s=0.02, max_batch=2)
+    r = rig(names, detector, max_batch=2)
     wake_slots.update(r.slots)
     for name in names:
         r.put(name)
@@ -240,7 +214,7 @@ def test_on_tick_runs_periodically_without_frames(rig: Callable[..., Rig]) -> No
 
 
 def test_on_tick_keeps_running_while_frames_flow(rig: Callable[..., Rig]) -> None:
-    r = rig(["cam1"], interval_s=0.01, tick_interval_s=0.05)
+    r = rig(["cam1"], tick_interval_s=0.05)
     feeder = Feeder(r, ["cam1"])
     r.worker.start()
     time.sleep(0.6)
@@ -292,7 +266,7 @@ def test_a_failing_camera_callback_does_not_stop_the_others(
 ) -> None:
     caplog.set_level(logging.ERROR, logger=WORKER_LOGGER)
     names = ["cam1", "bad", "cam3"]
-    r = rig(names, interval_s=0.0, results=Results(fail_for=frozenset({"bad"})))
+    r = rig(names, results=Results(fail_for=frozenset({"bad"})))
     for name in names:
         r.put(name, 1)
     r.worker.start()
@@ -336,7 +310,7 @@ def test_a_failing_tick_is_counted_and_ticks_go_on(rig: Callable[..., Rig]) -> N
 def test_stop_returns_promptly_and_the_thread_ends(
     rig: Callable[..., Rig], scenario: str, tick_interval_s: float
 ) -> None:
-    r = rig(["cam1", "cam2"], interval_s=0.0, tick_interval_s=tick_interval_s)
+    r = rig(["cam1", "cam2"], tick_interval_s=tick_interval_s)
     feeder = Feeder(r, ["cam1", "cam2"]) if scenario.startswith("busy") else None
     r.worker.start()
     assert wait_until(lambda: r.results.ticks >= 1)

@@ -1,7 +1,8 @@
 """The inference worker: one thread owns the detector and serves every camera.
 
-It takes the newest pending frame of each camera that is due (per-camera detection rate cap),
-runs them through the detector as one batch, and routes each result back to its camera.
+It takes the newest pending frame of each camera (capture threads offer only frames due for
+detection), runs them through the detector as one round, and routes each result back to its
+camera.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class InferenceWorker:
     Args:
         detector: the model wrapper; only this worker's thread calls it.
         slots: camera name -> its newest-frame slot.
-        detect_interval_s: camera name -> minimum seconds between two inferences of that camera.
         on_detections: called (in this thread) with each frame's detections.
         on_tick: called (in this thread) about every ``tick_interval_s`` so cameras that send no
             frames still age their tracks out.
@@ -54,7 +54,6 @@ class InferenceWorker:
         self,
         detector: Detector,
         slots: Mapping[str, FrameSlot],
-        detect_interval_s: Mapping[str, float],
         on_detections: Callable[[Detections], None],
         on_tick: Callable[[], None],
         wake: threading.Event,
@@ -65,7 +64,6 @@ class InferenceWorker:
     ) -> None:
         self._detector = detector
         self._slots = dict(slots)
-        self._interval = dict(detect_interval_s)
         self._on_detections = on_detections
         self._on_tick = on_tick
         self._wake = wake
@@ -74,7 +72,6 @@ class InferenceWorker:
         self._error_backoff_s = error_backoff_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
-        self._next_due = {name: 0.0 for name in self._slots}
         self._batches = self._frames = self._errors = 0
         self._last_batch_ms = 0.0
         self._heartbeat = time.monotonic()
@@ -102,31 +99,21 @@ class InferenceWorker:
     def stats(self) -> WorkerStats:
         return WorkerStats(self._batches, self._frames, self._errors, self._last_batch_ms)
 
-    def _due_frames(self, now: float) -> tuple[list[Frame], float]:
-        """Take the frames of cameras that are due; also return seconds until the next is due."""
+    def _pending_frames(self) -> list[Frame]:
+        """Take the newest frame of up to ``max_batch`` cameras that have one."""
         frames: list[Frame] = []
-        wait_s = self._tick_interval_s
         names = list(self._slots)
         # Start each scan one camera further on: when the detector cannot keep up and batches
         # are full, the first cameras in config order must not take every place in them.
         start = self._scan_start % len(names) if names else 0
         self._scan_start += 1
         for name in names[start:] + names[:start]:
-            slot = self._slots[name]
-            due_in = self._next_due[name] - now
-            if due_in > 0:
-                wait_s = min(wait_s, due_in)
-                continue
             if len(frames) >= self._max_batch:
-                wait_s = 0.0
-                continue
-            frame = slot.take()
+                break
+            frame = self._slots[name].take()
             if frame is not None:
                 frames.append(frame)
-                # Cadence from "now", not from the last due time: after a slow batch we do not
-                # try to catch up with a burst of stale frames.
-                self._next_due[name] = now + self._interval[name]
-        return frames, wait_s
+        return frames
 
     def _run(self) -> None:
         next_tick = time.monotonic()
@@ -136,10 +123,11 @@ class InferenceWorker:
             if now >= next_tick:
                 self._guarded(self._on_tick)
                 next_tick = now + self._tick_interval_s
-            frames, wait_s = self._due_frames(now)
+            # Clear before taking: a frame put after the scan sets it again and is not slept on.
+            self._wake.clear()
+            frames = self._pending_frames()
             if not frames:
-                self._wake.wait(max(0.0, min(wait_s, next_tick - now)))
-                self._wake.clear()
+                self._wake.wait(max(0.0, next_tick - now))
                 continue
             started = time.monotonic()
             try:

@@ -1,7 +1,7 @@
 """``monitor eval``: the full pipeline on labelled clips, scored per decider.
 
 Each clip is one camera. Its frames go through the real detector (at the config's
-``detect_fps``, in small batches) and one tracker; the same tracks then feed one event lifecycle
+``detect_fps``, on motion regions as the daemon infers) and one tracker; the same tracks then feed one event lifecycle
 plus behaviour decider per decider (per-frame labels, rules, temporal model), so the deciders are
 compared on identical detections. An event still open at the clip's end is closed at its track's
 last sighting, as the daemon does at shutdown. Clip time is frame index / clip fps.
@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from monitor.config import Config
+from monitor.config import Config, MotionConfig
+from monitor.detect.regions import RegionDetector
 from monitor.detect.yolo import YoloDetector
 from monitor.evaluate.annotations import KINDS, Interval
 from monitor.evaluate.matching import KindScore, score
@@ -29,8 +30,9 @@ from monitor.events.zones import Zone
 from monitor.pipeline import CameraPipeline
 from monitor.temporal.checkpoint import Checkpoint
 from monitor.temporal.deciders import make_decider
+from monitor.ingest.motion import MotionDetector, combine
 from monitor.track.bytetrack import ByteTracker
-from monitor.types import Alert, AlertType, Frame
+from monitor.types import Alert, AlertType, Box, Frame, Motion
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +102,13 @@ def list_clips(folder: Path) -> list[Path]:
     return clips
 
 
-def _frames(path: Path, detect_fps: float) -> Iterator[tuple[Frame, int, float]]:
+def _frames(path: Path, detect_fps: float,
+            motion: MotionConfig) -> Iterator[tuple[Frame, int, float]]:
     """The clip's frames the detector sees at ``detect_fps``, each with the number of frames read
-    so far and the clip time they cover (seconds)."""
+    so far and the clip time they cover (seconds), and, as in the daemon's capture thread, what
+    moved since the previous one (every frame read is shown to the motion detector)."""
+    watcher = MotionDetector(motion) if motion.enabled else None
+    moved: Motion | None = None
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise EvalError(f"clip {path}: cannot be opened as a video")
@@ -114,6 +120,8 @@ def _frames(path: Path, detect_fps: float) -> Iterator[tuple[Frame, int, float]]
             ok, image = capture.read()
             if not ok:
                 break
+            if watcher is not None:
+                moved = combine(moved, watcher.update(image), first=index % every == 1 % every)
             if index % every == 0:
                 seconds = index / fps
                 yield Frame(
@@ -122,6 +130,7 @@ def _frames(path: Path, detect_fps: float) -> Iterator[tuple[Frame, int, float]]
                     image=np.ascontiguousarray(image),
                     captured_at=_EPOCH + timedelta(seconds=seconds),
                     monotonic=seconds,
+                    motion=moved,
                 ), index + 1, (index + 1) / fps
             index += 1
     finally:
@@ -135,10 +144,10 @@ def evaluate_clip(
     checkpoint: Checkpoint | None,
     *,
     deciders: Sequence[str] = DECIDERS,
-    batch: int = 4,
     on_frames: Callable[[int], None] = lambda n: None,
 ) -> ClipResult:
-    """Run one clip through detector, tracker and one lifecycle + decider per decider."""
+    """Run one clip through detector (on motion regions, as the daemon does), tracker and one
+    lifecycle + decider per decider."""
     camera = config.cameras[0]
     zones = [Zone.from_config(z) for z in camera.zones]
     result = ClipResult(path.name)
@@ -156,10 +165,19 @@ def evaluate_clip(
         )
     pending: list[Frame] = []
     read = 0
+    last_seen: dict[int, tuple[Box, float]] = {}
+    memory_s = config.detector.regions.track_memory_s
+
+    def recent(_camera: str, now: float) -> list[Box]:
+        return [box for box, seen in last_seen.values() if now - seen <= memory_s]
+
+    regional = RegionDetector(detector, config.detector.regions, recent)
 
     def flush() -> None:
-        for detections in detector.detect(pending):
+        for detections in regional.detect(pending):
             tracks = tracker.update(detections)
+            for track in tracks.items:
+                last_seen[track.track_id] = (track.detection.box, tracks.frame.monotonic)
             result.detected_frames += 1
             result.detections += len(detections.items)
             result.fall_boxes += sum(d.class_name == "Fall" for d in detections.items)
@@ -167,14 +185,14 @@ def evaluate_clip(
                 pipeline.process_tracks(tracks)
         pending.clear()
 
-    for frame, read_total, covered_s in _frames(path, camera.detect_fps):
+    for frame, read_total, covered_s in _frames(path, camera.detect_fps, config.motion):
+        # One frame at a time, as the daemon serves one camera: the next frame's regions
+        # depend on the tracks this one leaves.
         pending.append(frame)
         on_frames(read_total - read)
         read = read_total
         result.seconds = covered_s
-        if len(pending) >= batch:
-            flush()
-    flush()
+        flush()
     result.frames = read
     for name, pipeline in pipelines.items():
         pipeline.close()

@@ -1,0 +1,208 @@
+"""Which parts of a frame the detector must look at.
+
+The detector's cost grows with the pixels it is given. A frame needs looking at where something
+moved (``Frame.motion``) and where a person was recently seen (they may stand still); the rest
+of the picture cannot hold anyone new. Each such area is grown so the detector sees the whole
+person around a moving limb, overlapping areas are merged, and when the areas cover much of the
+frame the whole frame is inferred instead (one image is cheaper than many overlapping crops).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from monitor.config import RegionsConfig
+from monitor.detect.mosaic import CropJob, pack, unpack
+from monitor.types import Box, Detection, Detections, Frame
+
+
+@dataclass(frozen=True, slots=True)
+class RegionPlan:
+    """What the detector does with one frame.
+
+    Attributes:
+        frame: the frame.
+        crops: None: infer the whole frame; empty: skip inference (nothing moved, no one is
+            known to be there); otherwise the rectangles to infer, in whole frame pixels.
+    """
+
+    frame: Frame
+    crops: tuple[Box, ...] | None
+
+    @property
+    def skipped(self) -> bool:
+        return self.crops == ()
+
+
+def plan_regions(frame: Frame, recent_tracks: Sequence[Box], config: RegionsConfig) -> RegionPlan:
+    """Decide what to infer in ``frame``.
+
+    Args:
+        frame: a frame due for detection, with the motion since the camera's previous one.
+        recent_tracks: boxes of this camera's tracks seen within ``track_memory_s``.
+        config: the ``[detector.regions]`` section.
+
+    Returns:
+        Skip when nothing moved and no track is recent; the whole frame when motion is unknown,
+        regions are off, or the regions would cover more than ``max_fraction``; else the crops.
+    """
+    if frame.motion is None:
+        return RegionPlan(frame, None)
+    areas = [*frame.motion.regions, *recent_tracks]
+    if not areas:
+        return RegionPlan(frame, ())
+    if not config.enabled:
+        return RegionPlan(frame, None)
+    grown = [_grow(box, config, frame.width, frame.height) for box in areas]
+    crops = merge_overlapping(grown)
+    covered = sum((c.x2 - c.x1) * (c.y2 - c.y1) for c in crops)
+    if covered > config.max_fraction * frame.width * frame.height:
+        return RegionPlan(frame, None)
+    return RegionPlan(frame, tuple(crops))
+
+
+def _grow(box: Box, config: RegionsConfig, width: int, height: int) -> Box:
+    """``box`` grown by ``margin`` of its size per side, at least ``min_size_px`` square, inside
+    the frame, on whole pixels."""
+    w, h = box.x2 - box.x1, box.y2 - box.y1
+    half_w = max(w * (0.5 + config.margin), config.min_size_px / 2)
+    half_h = max(h * (0.5 + config.margin), config.min_size_px / 2)
+    cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
+    return Box(float(max(0, int(cx - half_w))), float(max(0, int(cy - half_h))),
+               float(min(width, int(cx + half_w + 0.999))),
+               float(min(height, int(cy + half_h + 0.999))))
+
+
+def merge_overlapping(boxes: Sequence[Box]) -> list[Box]:
+    """Replace boxes that overlap by their bounding box until none overlap (a person on the
+    edge between two crops would otherwise be cut in two)."""
+    merged = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                a, b = merged[i], merged[j]
+                if a.x1 < b.x2 and b.x1 < a.x2 and a.y1 < b.y2 and b.y1 < a.y2:
+                    merged[i] = Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2),
+                                    max(a.y2, b.y2))
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
+
+
+class ImageDetector(Protocol):
+    """The model: boxes in each image's own pixels (``YoloDetector``)."""
+
+    imgsz: int
+
+    def detect_images(self, images: Sequence[np.ndarray]) -> list[tuple[Detection, ...]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegionStats:
+    """What a ``RegionDetector`` did since start.
+
+    Attributes:
+        whole: frames inferred whole, per camera.
+        regions: frames inferred as crops, per camera.
+        skipped: frames not inferred (nothing moved, no recent track), per camera.
+        inputs: detector calls by input shape (batch, height, width).
+        inference_s: wall seconds inside the model.
+        pixels: pixels given to the model.
+    """
+
+    whole: dict[str, int]
+    regions: dict[str, int]
+    skipped: dict[str, int]
+    inputs: dict[tuple[int, int, int], int]
+    inference_s: float
+    pixels: int
+
+
+class RegionDetector:
+    """Detects in a round of frames (any cameras) looking only where it must.
+
+    Frames that need nothing skip the model; whole frames are batched by size; the crops of every
+    other frame share one packed image (see ``mosaic``). Only the inference thread calls it.
+
+    Args:
+        detector: the model.
+        config: the ``[detector.regions]`` section.
+        recent_tracks: (camera, now) -> boxes of that camera's tracks seen within
+            ``track_memory_s`` (the pipelines know them).
+    """
+
+    def __init__(
+        self,
+        detector: ImageDetector,
+        config: RegionsConfig,
+        recent_tracks: Callable[[str, float], Sequence[Box]],
+    ) -> None:
+        self._detector = detector
+        self._config = config
+        self._recent_tracks = recent_tracks
+        self._whole: Counter[str] = Counter()
+        self._regions: Counter[str] = Counter()
+        self._skipped: Counter[str] = Counter()
+        self._inputs: Counter[tuple[int, int, int]] = Counter()
+        self._inference_s = 0.0
+        self._pixels = 0
+        self._lock = threading.Lock()  # stats() is read from other threads
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        plans = [
+            plan_regions(f, self._recent_tracks(f.camera, f.monotonic), self._config)
+            for f in frames
+        ]
+        found: list[list[Detection]] = [[] for _ in plans]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        jobs = []
+        for index, plan in enumerate(plans):
+            camera = plan.frame.camera
+            if plan.crops is None:
+                by_shape.setdefault(plan.frame.image.shape, []).append(index)
+                counter = self._whole
+            elif plan.skipped:
+                counter = self._skipped
+            else:
+                # The scale the whole frame would have: people keep the size the model sees.
+                scale = self._detector.imgsz / max(plan.frame.width, plan.frame.height)
+                jobs += [CropJob(index, plan.frame.image, c, scale) for c in plan.crops]
+                counter = self._regions
+            with self._lock:
+                counter[camera] += 1
+        for members in by_shape.values():
+            results = self._infer([plans[i].frame.image for i in members])
+            for index, items in zip(members, results, strict=True):
+                found[index].extend(items)
+        for canvas in pack(jobs, self._detector.imgsz, self._config.gap_px):
+            for owner, mapped in unpack(canvas, self._infer([canvas.image])[0]).items():
+                found[owner].extend(mapped)
+        return [Detections(plan.frame, tuple(items)) for plan, items in zip(plans, found,
+                                                                            strict=True)]
+
+    def _infer(self, images: list[np.ndarray]) -> list[tuple[Detection, ...]]:
+        height, width = images[0].shape[:2]
+        started = time.perf_counter()
+        results = self._detector.detect_images(images)
+        with self._lock:
+            self._inference_s += time.perf_counter() - started
+            self._inputs[(len(images), height, width)] += 1
+            self._pixels += len(images) * height * width
+        return results
+
+    def stats(self) -> RegionStats:
+        with self._lock:
+            return RegionStats(dict(self._whole), dict(self._regions), dict(self._skipped),
+                               dict(self._inputs), self._inference_s, self._pixels)
