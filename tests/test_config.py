@@ -214,3 +214,17 @@ def test_events_query_needs_no_camera_secrets(
     )
     monkeypatch.delenv("CAM_PW", raising=False)
     assert load_database_url(path) == f"sqlite:///{tmp_path / 'state' / 'monitor.db'}"
+
+
+def test_motion_and_region_settings_are_validated() -> None:
+    assert "motion.blur_px: must be odd (Gaussian kernel), got 4" in error_of(minimal(motion={"blur_px": 4}))
+    assert "detector.regions.max_fraction" in error_of(minimal(detector={"regions": {"max_fraction": 0}}))
+    assert "detector.regions.margn: unknown key (did you mean 'margin'?)" in error_of(
+        minimal(detector={"regions": {"margn": 0.2}}))
+
+
+def test_the_example_shows_the_motion_and_region_defaults() -> None:
+    example = load_config(REPO / "config.example.toml")
+    defaults = parse_config(minimal())
+    assert example.motion == defaults.motion
+    assert example.detector.regions == defaults.detector.regions
