@@ -7,6 +7,7 @@ Commands only parse options and call one function; errors are one line on stderr
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor import __version__
-from monitor.config import Config, ConfigError, load_config, load_database_url, mask_url
+from monitor.config import (
+    Config, ConfigError, DetectorConfig, load_config, load_database_url, mask_url,
+)
 from monitor.types import EventKind
 
 if TYPE_CHECKING:
@@ -57,6 +60,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got '{text}'")
     return value
 
 
@@ -323,8 +336,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "temporal":
+        return _bench_temporal(args)
+    from monitor.bench.runner import BenchRunError, BenchSettings, format_table, run_bench
+
+    footage = Path(args.footage).expanduser()
+    if not footage.is_file():
+        raise UsageError(f"footage {footage}: no such file (scripts/setup.sh fetches vtest.avi)")
+    if args.config:
+        load_config(Path(args.config))  # one-line errors now, not in a child process
+    host, _, port = args.mqtt.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--mqtt '{args.mqtt}': expected HOST:PORT")
+    settings = BenchSettings(
+        cameras=args.cameras, scene=args.scene, footage=footage, seconds=args.seconds,
+        config=Path(args.config) if args.config else None, mqtt_host=host,
+        mqtt_port=int(port), naive=not args.no_naive,
+        cache_dir=Path(args.cache_dir).expanduser(), source_url=args.source,
+    )
+    try:
+        report = run_bench(settings, lambda line: print(line, flush=True))
+    except BenchRunError as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print()
+    print(format_table(report))
+    out = Path(args.json or f"bench-{args.scene}-{args.cameras}.json")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+    if args.plot:
+        from monitor.bench.plot import plot_report
+
+        plot_report(report, Path(args.plot))
+        print(f"written: {args.plot}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from monitor.detect.export import ExportError, export_model
+
+    footage = Path(args.calibration).expanduser() if args.calibration else None
+    try:
+        made = export_model(args.model, args.format, Path(args.out), imgsz=args.imgsz,
+                            half=args.half, int8=args.int8, calibration_video=footage)
+    except ExportError as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"exported {args.model} -> {made}")
+    print(f'use it with [detector] model = "{made}"')
+    return EXIT_OK
+
+
+def _bench_temporal(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
 
     from monitor.temporal.bench import measure
     from monitor.temporal.checkpoint import load_checkpoint
@@ -460,14 +524,53 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 
-    bench = commands.add_parser("bench", help="benchmarks (issue 4 adds the whole pipeline)")
-    bench.add_argument("what", choices=["temporal"], help="temporal: cost of one camera-step")
+    bench = commands.add_parser(
+        "bench", help="throughput against the naive loop (or: bench temporal)",
+        description="pipeline (default): N cameras play a scene at its native fps through the "
+        "daemon; the naive loop and the limits are measured in the same run. temporal: the cost "
+        "of one camera-step of the temporal decider.")
+    bench.add_argument("what", nargs="?", choices=["pipeline", "temporal"], default="pipeline")
+    bench.add_argument("--cameras", type=_positive_int, default=4, help="default 4")
+    bench.add_argument("--scene", choices=["busy", "quiet"], default="busy",
+                       help="busy: the real footage; quiet: its empty background, a walker now "
+                       "and then (default busy)")
+    bench.add_argument("--seconds", type=_positive_float, default=60.0,
+                       help="measured window of each side (default 60)")
+    bench.add_argument("--footage", default="~/.cache/monitor/footage/vtest.avi",
+                       help="the real footage (default: where scripts/setup.sh puts vtest.avi)")
+    bench.add_argument("--config", metavar="FILE",
+                       help="use this config's detector, motion, events... (default: defaults)")
+    bench.add_argument("--mqtt", default="127.0.0.1:1883", metavar="HOST:PORT",
+                       help="broker the alerts go through (default 127.0.0.1:1883)")
+    bench.add_argument("--no-naive", action="store_true", help="skip the naive loop")
+    bench.add_argument("--source", metavar="URL",
+                       help="a live stream (rtsp://) every camera reads instead of the scene")
+    bench.add_argument("--cache-dir", default="~/.cache/monitor/bench",
+                       help="where the quiet scene is kept")
+    bench.add_argument("--plot", metavar="PNG", help="also draw the comparison")
     bench.add_argument("--tracks", type=_track_counts, default=[1, 5, 20, 50],
-                       help="live tracks per camera, comma-separated (default 1,5,20,50)")
-    bench.add_argument("--repeats", type=_positive_int, default=200)
-    bench.add_argument("--checkpoint", metavar="FILE", help="default: the packaged model")
-    bench.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+                       help="temporal: live tracks per camera, comma-separated (default 1,5,20,50)")
+    bench.add_argument("--repeats", type=_positive_int, default=200, help="temporal: repeats")
+    bench.add_argument("--checkpoint", metavar="FILE", help="temporal: default the packaged model")
+    bench.add_argument("--json", metavar="FILE",
+                       help="also write the results as JSON (pipeline: default "
+                       "bench-SCENE-N.json)")
     bench.set_defaults(func=cmd_bench)
+
+    export = commands.add_parser(
+        "export", help="export the detector to ONNX or OpenVINO (faster on CPU)")
+    export.add_argument("--model", default=DetectorConfig().model,
+                        help="the .pt model (default: the packaged person model)")
+    export.add_argument("--format", choices=["onnx", "openvino"], required=True)
+    export.add_argument("--out", required=True,
+                        help="FILE.onnx, or a DIR ending in _openvino_model")
+    export.add_argument("--imgsz", type=_positive_int, default=640)
+    export.add_argument("--half", action="store_true", help="FP16 weights (openvino)")
+    export.add_argument("--int8", action="store_true",
+                        help="INT8, calibrated on --calibration footage (openvino)")
+    export.add_argument("--calibration", metavar="VIDEO",
+                        help="footage for int8 calibration (e.g. vtest.avi)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

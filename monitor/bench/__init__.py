@@ -1,0 +1,1 @@
+"""`monitor bench`: measure the daemon against the naive loop and against the limits."""

@@ -1,0 +1,77 @@
+"""One measurement of ``monitor bench``, in its own process: ``python -m monitor.bench.child
+MODE ARGUMENTS_JSON OUT_JSON``. Progress goes to stderr; the result, as JSON, to OUT_JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from monitor.config import Config, load_config
+
+PROGRESS_EVERY_S = 10.0
+
+
+def _config(arguments: dict[str, Any]) -> Config | None:
+    path = arguments.get("config")
+    return load_config(path) if path else None
+
+
+def _progress(what: str, total_s: float) -> Any:
+    shown = [-PROGRESS_EVERY_S]
+
+    def report(elapsed_s: float) -> None:
+        if elapsed_s - shown[0] >= PROGRESS_EVERY_S:
+            shown[0] = elapsed_s
+            print(f"    {what}: {elapsed_s:.0f}/{total_s:g} s", file=sys.stderr, flush=True)
+
+    return report
+
+
+def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    scene = Path(arguments["scene"])
+    url = arguments.get("source_url")
+    cameras, seconds = int(arguments["cameras"]), float(arguments["seconds"])
+    base = _config(arguments)
+    detector = base.detector if base is not None else None
+    if mode == "daemon":
+        from monitor.bench.daemon_run import run_daemon
+
+        run = run_daemon(url or scene, cameras, seconds, base=base, mqtt_host=arguments["mqtt_host"],
+                         mqtt_port=int(arguments["mqtt_port"]),
+                         progress=_progress("monitor", seconds))
+        return asdict(run)
+    from monitor.config import DetectorConfig
+
+    detector = detector or DetectorConfig()
+    if mode == "naive":
+        from monitor.bench.naive import run_naive
+
+        naive = run_naive(None if url else scene, cameras, seconds, model=detector.model,
+                          imgsz=detector.imgsz, conf=detector.min_score, source_url=url,
+                          progress=_progress("naive", seconds))
+        return asdict(naive)
+    if mode == "limits":
+        from monitor.bench.limits import decode_limit, inference_limit, sample_images
+        from monitor.bench.runner import DECODE_LIMIT_FRAMES, INFERENCE_LIMIT_REPEATS, LIMIT_IMAGES
+        from monitor.detect.yolo import YoloDetector
+
+        decode = decode_limit(scene, DECODE_LIMIT_FRAMES)
+        model = YoloDetector(detector)
+        model.warm_up()
+        shapes = [tuple(shape) for shape in arguments["shapes"]]
+        inference = inference_limit(model, shapes, INFERENCE_LIMIT_REPEATS,
+                                    images=sample_images(scene, LIMIT_IMAGES))
+        return {"decode": asdict(decode), "inference": asdict(inference)}
+    raise SystemExit(f"unknown measurement '{mode}'")
+
+
+def main() -> None:
+    mode, arguments, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+    out.write_text(json.dumps(measure(mode, arguments)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""The limits reference of ``monitor bench``: what decoding and inference alone cost.
+
+No pipeline around them: decoding one file as fast as one thread can, and the detector's batched
+inference on fixed images of given shapes. The daemon cannot beat these; the gap between them
+and the daemon is its overhead.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from monitor.detect.worker import Detector
+from monitor.types import Frame
+
+
+class LimitsError(Exception):
+    """The video cannot be opened or read; one line naming the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimit:
+    """Decoding speed of one file in one thread.
+
+    Attributes:
+        frames: frames decoded (the file looped as needed).
+        width: frame width, pixels.
+        height: frame height, pixels.
+        wall_s: wall time of the decode, seconds.
+        cpu_s: process CPU time of the decode (decoder threads included), seconds.
+        cpu_ms_per_frame: ``cpu_s`` per frame, milliseconds.
+        fps: frames per wall second.
+    """
+
+    frames: int
+    width: int
+    height: int
+    wall_s: float
+    cpu_s: float
+    cpu_ms_per_frame: float
+    fps: float
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRow:
+    """One batch shape's inference cost (medians over the repeats, after one warm-up call).
+
+    Attributes:
+        batch: images per call.
+        height: image height, pixels.
+        width: image width, pixels.
+        repeats: timed calls.
+        wall_ms: median wall time per call, milliseconds.
+        cpu_ms: median process CPU time per call (all torch threads), milliseconds.
+        wall_ms_per_image: ``wall_ms / batch``.
+    """
+
+    batch: int
+    height: int
+    width: int
+    repeats: int
+    wall_ms: float
+    cpu_ms: float
+    wall_ms_per_image: float
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceLimit:
+    """The detector's cost per batch shape.
+
+    Attributes:
+        torch_threads: torch intra-op threads of the measuring thread (after the warm-up call,
+            which is when the detector sets them).
+        real_images: True if the images were real footage, False if synthetic.
+        rows: one per requested shape, in order.
+    """
+
+    torch_threads: int
+    real_images: bool
+    rows: tuple[InferenceRow, ...]
+
+
+def _open(video: Path) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise LimitsError(f"{video}: cannot be opened as a video")
+    return capture
+
+
+def decode_limit(video: Path, frames: int) -> DecodeLimit:
+    """Decode ``frames`` frames of ``video`` as fast as possible in the calling thread.
+
+    The file starts over at its end. Opening it is not timed. OpenCV's FFmpeg backend may run
+    decoder threads of its own, as in the daemon's capture threads; their CPU time is counted.
+
+    Args:
+        video: a video file.
+        frames: frames to decode, >= 1.
+
+    Returns:
+        The decode cost and speed.
+
+    Raises:
+        LimitsError: the file cannot be opened or yields no frame.
+    """
+    if frames < 1:
+        raise ValueError(f"frames={frames}: expected >= 1")
+    capture = _open(video)
+    try:
+        width, height = 0, 0
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        for _ in range(frames):
+            ok, image = capture.read()
+            if not ok:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, image = capture.read()
+                if not ok:
+                    raise LimitsError(f"{video}: no frame could be read")
+            height, width = image.shape[:2]
+        wall_s = time.perf_counter() - wall_start
+        cpu_s = time.process_time() - cpu_start
+    finally:
+        capture.release()
+    return DecodeLimit(
+        frames=frames,
+        width=width,
+        height=height,
+        wall_s=wall_s,
+        cpu_s=cpu_s,
+        cpu_ms_per_frame=cpu_s * 1000.0 / frames,
+        fps=frames / wall_s if wall_s > 0 else float("inf"),
+    )
+
+
+def sample_images(video: Path, count: int) -> list[np.ndarray]:
+    """``count`` frames spread evenly over ``video``: real pictures for `inference_limit`.
+
+    Args:
+        video: a video file.
+        count: frames wanted, >= 1.
+
+    Returns:
+        BGR uint8 arrays (H, W, 3), in clip order.
+
+    Raises:
+        LimitsError: the file cannot be opened or a frame cannot be read.
+    """
+    if count < 1:
+        raise ValueError(f"count={count}: expected >= 1")
+    capture = _open(video)
+    try:
+        total = max(1, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        images = []
+        for n in range(count):
+            capture.set(cv2.CAP_PROP_POS_FRAMES, n * total // count)
+            ok, image = capture.read()
+            if not ok:
+                raise LimitsError(f"{video}: cannot read frame {n * total // count}")
+            images.append(image)
+    finally:
+        capture.release()
+    return images
+
+
+def fit_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale ``image`` to cover ``height`` x ``width`` keeping its aspect, then crop the centre.
+
+    Args:
+        image: BGR (H, W, 3).
+        height: wanted height, pixels.
+        width: wanted width, pixels.
+
+    Returns:
+        A new contiguous BGR array of shape (height, width, 3).
+    """
+    scale = max(height / image.shape[0], width / image.shape[1])
+    scaled_w = max(width, round(image.shape[1] * scale))
+    scaled_h = max(height, round(image.shape[0] * scale))
+    # INTER_AREA when shrinking: no aliasing, so the picture stays realistic for the detector.
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (scaled_w, scaled_h), interpolation=interpolation)
+    top, left = (scaled_h - height) // 2, (scaled_w - width) // 2
+    return np.ascontiguousarray(scaled[top:top + height, left:left + width])
+
+
+def synthetic_image(height: int, width: int) -> np.ndarray:
+    """A smooth picture without noise (gradients and a few blocks): what is run without footage.
+
+    Args:
+        height: pixels.
+        width: pixels.
+
+    Returns:
+        BGR uint8 (height, width, 3).
+    """
+    rows = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    cols = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    image = np.stack([np.broadcast_to(rows, (height, width)),
+                      np.broadcast_to(cols, (height, width)),
+                      (rows + cols) / 2], axis=2).astype(np.uint8)
+    for n in range(4):  # person-sized upright blocks, so the picture is not empty to the model
+        x, y = (n + 1) * width // 6, height // 3
+        image[y:y + height // 3, x:x + max(1, width // 20)] = (40 * n, 80, 200 - 40 * n)
+    return image
+
+
+def _time_call(detector: Detector, frames: Sequence[Frame]) -> tuple[float, float]:
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    detector.detect(frames)
+    return (time.perf_counter() - wall_start) * 1000.0, (time.process_time() - cpu_start) * 1000.0
+
+
+def inference_limit(
+    detector: Detector,
+    shapes: Sequence[tuple[int, int, int]],
+    repeats: int,
+    *,
+    images: Sequence[np.ndarray] | None = None,
+) -> InferenceLimit:
+    """Time the detector's batched inference for each (batch, height, width) shape.
+
+    Each shape gets one untimed warm-up call, then ``repeats`` timed calls on the same batch.
+
+    Args:
+        detector: e.g. ``monitor.detect.yolo.YoloDetector(DetectorConfig())``; called from this
+            thread only.
+        shapes: (batch, height, width) per row; batch >= 1.
+        repeats: timed calls per shape, >= 1.
+        images: real pictures (see `sample_images`), fitted to each shape and used in turn
+            within a batch; None runs `synthetic_image` (NMS then sees unrealistically few boxes).
+
+    Returns:
+        One row per shape, in order.
+    """
+    import torch  # heavy: only when inference is measured
+
+    if repeats < 1 or any(b < 1 or h < 1 or w < 1 for b, h, w in shapes):
+        raise ValueError(f"repeats={repeats} (>= 1), shapes={list(shapes)} (all >= 1): out of range")
+    rows = []
+    for batch, height, width in shapes:
+        pictures = (
+            [fit_image(images[i % len(images)], height, width) for i in range(batch)]
+            if images else [synthetic_image(height, width)] * batch
+        )
+        frames = [
+            Frame("bench", i, picture, datetime.now(UTC), time.monotonic())
+            for i, picture in enumerate(pictures)
+        ]
+        _time_call(detector, frames)  # warm-up: the first call of a shape allocates
+        timings = [_time_call(detector, frames) for _ in range(repeats)]
+        wall_ms = statistics.median(t[0] for t in timings)
+        rows.append(InferenceRow(
+            batch=batch,
+            height=height,
+            width=width,
+            repeats=repeats,
+            wall_ms=wall_ms,
+            cpu_ms=statistics.median(t[1] for t in timings),
+            wall_ms_per_image=wall_ms / batch,
+        ))
+    return InferenceLimit(
+        torch_threads=torch.get_num_threads(), real_images=bool(images), rows=tuple(rows)
+    )

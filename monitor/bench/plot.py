@@ -1,0 +1,45 @@
+"""A picture of one ``monitor bench`` report: throughput side by side, latency over time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; the daemon's machines have no display
+import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
+
+
+def plot_report(report: dict[str, Any], out: Path) -> None:
+    """Left: frames per second each side served, against what the cameras sent. Right: the
+    naive loop's frame latency and the daemon's alert latency over the run."""
+    monitor, naive = report["monitor"], report.get("naive")
+    fps, cameras = report["native_fps"], len(monitor["cameras"])
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = ["cameras send", "monitor considers", "monitor infers"]
+    values = [fps * cameras, monitor["processed_fps"], monitor["detection_fps"]]
+    if naive is not None:
+        names.append("naive infers")
+        values.append(naive["processed_fps"])
+    left.bar(names, values, color=["#999999", "#2b7bba", "#86b6de", "#d95f02"][: len(values)])
+    left.set_ylabel("frames per second, all cameras")
+    left.set_title(f"{cameras} camera(s), {Path(report['scene']).name}")
+    left.tick_params(axis="x", labelsize=8)
+    if naive is not None:
+        for camera in sorted({p["camera"] for p in naive["timeline"]}):
+            points = [p for p in naive["timeline"] if p["camera"] == camera]
+            right.plot([p["elapsed_s"] for p in points], [p["latency_s"] for p in points],
+                       color="#d95f02", alpha=0.6, lw=1,
+                       label="naive: frame latency" if camera == "cam1" else None)
+    timeline = report["daemon_raw"]["timeline"]
+    right.scatter([p["elapsed_s"] for p in timeline], [p["latency_s"] for p in timeline],
+                  s=10, color="#2b7bba", label="monitor: alert latency (event start to MQTT)")
+    right.axhline(1.0, color="k", ls=":", lw=1)
+    right.set_xlabel("seconds into the run")
+    right.set_ylabel("latency, s")
+    right.set_yscale("symlog", linthresh=1.0)
+    right.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)

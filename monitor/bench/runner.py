@@ -1,0 +1,296 @@
+"""``monitor bench``: the daemon against the naive loop and against the limits, in one run.
+
+Three measurements, each in its own child process so its CPU time and peak memory are its own,
+one after the other so they never share the cores:
+
+1. the daemon watching N cameras that play the scene at its native frame rate;
+2. the naive loop a user would write (a thread and a model per camera, ``model.track`` on every
+   frame) on the same scene, cameras and model;
+3. the limits: decoding alone, and the model alone on exactly the inputs the daemon gave it.
+
+Machines here are noisy, so every comparison is a ratio of numbers measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+
+Scene = Literal["busy", "quiet"]
+
+# "Real time" for a camera, as the issue defines it.
+MIN_READ_SHARE = 0.95  # of the native frame rate decoded and looked at
+MAX_DROPPED_SHARE = 0.05  # of the frames due for detection
+MAX_LATENCY_P95_S = 1.0  # event start to MQTT arrival
+DECODE_LIMIT_FRAMES = 300
+INFERENCE_LIMIT_REPEATS = 5
+INFERENCE_LIMIT_SHAPES = 12  # the most frequent input shapes are timed alone
+LIMIT_IMAGES = 8
+
+
+class BenchRunError(Exception):
+    """A measurement failed; ``str()`` is one line naming which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSettings:
+    """One ``monitor bench`` run.
+
+    Attributes:
+        cameras: how many cameras play the scene at once.
+        scene: busy (the real footage) or quiet (empty background, a walker now and then).
+        footage: the real footage (vtest.avi); the quiet scene is made from it.
+        seconds: measured window of the daemon and of the naive loop.
+        config: a daemon config whose detector/motion/events sections to use; None: defaults.
+        mqtt_host / mqtt_port: the broker the daemon's alerts go through.
+        naive: also measure the naive loop (it loads a model per camera: slow to start).
+        cache_dir: where the quiet scene is kept.
+        source_url: a live stream (rtsp://) every camera reads instead of the scene file: shows
+            how latency behaves when frames are not paced by us (OpenCV buffers a stream).
+    """
+
+    cameras: int
+    scene: Scene
+    footage: Path
+    seconds: float
+    config: Path | None
+    mqtt_host: str
+    mqtt_port: int
+    naive: bool
+    cache_dir: Path
+    source_url: str | None = None
+
+
+def scene_file(settings: BenchSettings, say: Callable[[str], None]) -> Path:
+    """The video every camera plays (the quiet one is composed once and cached); with a live
+    source, the footage (what the limits are measured on)."""
+    if settings.scene == "busy" or settings.source_url:
+        return settings.footage
+    from monitor.bench.footage import QuietSceneSettings, quiet_scene
+
+    say("quiet scene: composing it from the footage (once; cached)")
+    scene = quiet_scene(settings.footage, settings.cache_dir, QuietSceneSettings())
+    say(f"quiet scene: {scene.path} (a person in {scene.person_fraction:.0%} of frames)")
+    return scene.path
+
+
+def run_child(mode: str, arguments: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; its progress lines pass through."""
+    with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "monitor.bench.child", mode, json.dumps(arguments),
+                   str(out)]
+        finished = subprocess.run(command, check=False, stderr=subprocess.PIPE, text=True)
+        if finished.returncode != 0 or not out.exists():
+            lines = [line for line in finished.stderr.splitlines() if line.strip()]
+            raise BenchRunError(f"{mode} measurement failed: {lines[-1] if lines else 'no output'}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def native_fps(video: Path | str) -> float:
+    capture = cv2.VideoCapture(str(video))
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+    finally:
+        capture.release()
+    if not 0 < fps < 1000:
+        raise BenchRunError(f"{video}: no usable frame rate")
+    return fps
+
+
+def run_bench(settings: BenchSettings, say: Callable[[str], None]) -> dict[str, Any]:
+    """Measure, then summarise into the report (JSON-ready)."""
+    scene = scene_file(settings, say)
+    played = settings.source_url or str(scene)
+    fps = native_fps(played)
+    common = {"scene": str(scene), "source_url": settings.source_url,
+              "cameras": settings.cameras, "seconds": settings.seconds,
+              "config": str(settings.config) if settings.config else None}
+    say(f"1/3 monitor: {settings.cameras} camera(s) of {played} at {fps:g} fps, "
+        f"{settings.seconds:g} s")
+    daemon = run_child("daemon", {**common, "mqtt_host": settings.mqtt_host,
+                                  "mqtt_port": settings.mqtt_port}, say)
+    naive = None
+    if settings.naive:
+        say(f"2/3 naive loop: {settings.cameras} thread(s), a model each, every frame, "
+            f"{settings.seconds:g} s")
+        naive = run_child("naive", common, say)
+    shapes = sorted(daemon["inputs"], key=lambda s: -s["calls"])[:INFERENCE_LIMIT_SHAPES]
+    say(f"3/3 limits: decoding {DECODE_LIMIT_FRAMES} frames; the model alone on "
+        f"{len(shapes)} input shape(s)")
+    limits = run_child("limits", {**common, "shapes": [[s["batch"], s["height"], s["width"]]
+                                                       for s in shapes]}, say)
+    return summarise(settings, played, fps, daemon, naive, limits)
+
+
+def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str, Any],
+              naive: dict[str, Any] | None, limits: dict[str, Any]) -> dict[str, Any]:
+    """The report: per camera rows, aggregates, real-time camera counts and ratios."""
+    wall = daemon["wall_s"]
+    rows = []
+    for camera in daemon["cameras"]:
+        inferred = camera["inferred_whole"] + camera["inferred_regions"]
+        offered = camera["frames_offered"]
+        rows.append({
+            "camera": camera["camera"],
+            "processed_fps": camera["frames_read"] / wall,
+            "detection_fps": inferred / wall,
+            "skipped_fps": camera["skipped_still"] / wall,
+            "rate_capped_fps": (camera["frames_read"] - offered) / wall,
+            "dropped_share": camera["frames_dropped"] / offered if offered else 0.0,
+            "regions_share": camera["inferred_regions"] / inferred if inferred else 0.0,
+        })
+    latency_ok = daemon["latency_p95_s"] is None or daemon["latency_p95_s"] <= MAX_LATENCY_P95_S
+    realtime = [
+        r["processed_fps"] >= MIN_READ_SHARE * fps and r["dropped_share"] < MAX_DROPPED_SHARE
+        for r in rows
+    ]
+    if all(realtime) and latency_ok:
+        monitor_cameras = float(len(rows))
+    else:
+        # Short of real time: count the share of frames it did serve, as for the naive loop.
+        served = sum(min(r["processed_fps"], fps) * (1 - r["dropped_share"]) for r in rows)
+        monitor_cameras = min(len(rows), served / fps) if latency_ok else 0.0
+    limit_cpu_s = _limit_cpu_s(daemon, limits)
+    report: dict[str, Any] = {
+        "settings": {**asdict(settings), "footage": str(settings.footage),
+                     "config": str(settings.config) if settings.config else None,
+                     "cache_dir": str(settings.cache_dir)},
+        "scene": scene,
+        "native_fps": fps,
+        "monitor": {
+            "cameras": rows,
+            "processed_fps": sum(r["processed_fps"] for r in rows),
+            "detection_fps": sum(r["detection_fps"] for r in rows),
+            "skipped_fps": sum(r["skipped_fps"] for r in rows),
+            "dropped_share": (sum(c["frames_dropped"] for c in daemon["cameras"])
+                              / max(1, sum(c["frames_offered"] for c in daemon["cameras"]))),
+            "cpu_percent": 100.0 * daemon["cpu_s"] / wall,
+            "machine_cpu_percent": (100.0 * daemon["machine_cpu_s"] / wall
+                                    if daemon["machine_cpu_s"] is not None else None),
+            "peak_rss_mb": daemon["peak_rss_mb"],
+            "alerts": daemon["alerts"],
+            "latency_p50_s": daemon["latency_p50_s"],
+            "latency_p95_s": daemon["latency_p95_s"],
+            "realtime_cameras": monitor_cameras,
+            "inference_s": daemon["inference_s"],
+            "cpu_s": daemon["cpu_s"],
+            "limit_cpu_s": limit_cpu_s,
+            "overhead_over_limit": (daemon["cpu_s"] / limit_cpu_s - 1.0) if limit_cpu_s else None,
+        },
+        "limits": limits,
+        "daemon_raw": daemon,
+    }
+    if naive is not None:
+        nwall = naive["wall_s"]
+        naive_rows = [{
+            "camera": c["camera"],
+            "processed_fps": c["frames_processed"] / nwall,
+            "latency_p50_s": c["latency_p50_s"],
+            "latency_p95_s": c["latency_p95_s"],
+            "latency_last_s": c["latency_last_s"],
+        } for c in naive["cameras"]]
+        naive_fps = sum(r["processed_fps"] for r in naive_rows)
+        naive_cameras = min(len(naive_rows), naive_fps / fps)
+        report["naive"] = {
+            "cameras": naive_rows,
+            "processed_fps": naive_fps,
+            "cpu_percent": 100.0 * naive["cpu_s"] / nwall,
+            "peak_rss_mb": naive["peak_rss_mb"],
+            "latency_p95_s": max((r["latency_p95_s"] or 0.0) for r in naive_rows),
+            "realtime_cameras": naive_cameras,
+            "timeline": naive["timeline"],
+        }
+        report["ratio_realtime_cameras"] = (monitor_cameras / naive_cameras
+                                            if naive_cameras else None)
+    return report
+
+
+def _limit_cpu_s(daemon: dict[str, Any], limits: dict[str, Any]) -> float | None:
+    """CPU seconds decoding every frame the daemon read plus inferring every input it inferred,
+    each measured alone; None when a shape the daemon used was not timed (rare shapes beyond
+    ``INFERENCE_LIMIT_SHAPES`` are priced at the mean of the timed ones, per pixel)."""
+    decode_ms = limits["decode"]["cpu_ms_per_frame"]
+    frames = sum(c["frames_read"] for c in daemon["cameras"])
+    timed = {(r["batch"], r["height"], r["width"]): r["cpu_ms"] for r in limits["inference"]["rows"]}
+    if not timed:
+        return None if daemon["inputs"] else decode_ms * frames / 1000.0
+    per_pixel = sum(ms / (b * h * w) for (b, h, w), ms in timed.items()) / len(timed)
+    inference_ms = 0.0
+    for shape in daemon["inputs"]:
+        key = (shape["batch"], shape["height"], shape["width"])
+        cost = timed.get(key, per_pixel * key[0] * key[1] * key[2])
+        inference_ms += cost * shape["calls"]
+    return float(decode_ms * frames + inference_ms) / 1000.0
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a plain-text table (what the command prints)."""
+    m = report["monitor"]
+    fps = report["native_fps"]
+    lines = [
+        f"scene {Path(report['scene']).name} at {fps:g} fps, "
+        f"{len(m['cameras'])} camera(s); fps are frames per second of wall time",
+        "",
+        f"{'monitor':<10}{'processed':>10}{'detected':>10}{'skipped':>9}{'capped':>8}"
+        f"{'dropped':>9}{'regions':>9}",
+    ]
+    for r in m["cameras"]:
+        lines.append(
+            f"{r['camera']:<10}{r['processed_fps']:>10.2f}{r['detection_fps']:>10.2f}"
+            f"{r['skipped_fps']:>9.2f}{r['rate_capped_fps']:>8.2f}"
+            f"{r['dropped_share']:>9.1%}{r['regions_share']:>9.0%}"
+        )
+    lines.append(f"{'all':<10}{m['processed_fps']:>10.2f}{m['detection_fps']:>10.2f}"
+                 f"{m['skipped_fps']:>9.2f}{'':>8}{m['dropped_share']:>9.1%}")
+    naive = report.get("naive")
+    if naive is not None:
+        lines += ["", f"{'naive':<10}{'processed':>10}{'lat p50':>10}{'lat p95':>10}{'lat end':>10}"]
+        for r in naive["cameras"]:
+            lines.append(f"{r['camera']:<10}{r['processed_fps']:>10.2f}"
+                         f"{_s(r['latency_p50_s']):>10}{_s(r['latency_p95_s']):>10}"
+                         f"{_s(r['latency_last_s']):>10}")
+        lines.append(f"{'all':<10}{naive['processed_fps']:>10.2f}")
+    lines += [
+        "",
+        f"{'':<28}{'monitor':>12}{'naive':>12}",
+        _pair("real-time cameras", f"{m['realtime_cameras']:.2f}",
+              f"{naive['realtime_cameras']:.2f}" if naive else "-"),
+        _pair("CPU % (200 = both cores)", f"{m['cpu_percent']:.0f}",
+              f"{naive['cpu_percent']:.0f}" if naive else "-"),
+        _pair("peak RSS MiB", f"{m['peak_rss_mb']:.0f}",
+              f"{naive['peak_rss_mb']:.0f}" if naive else "-"),
+        _pair("alert latency p50 s", _s(m["latency_p50_s"]), "-"),
+        _pair("alert latency p95 s", _s(m["latency_p95_s"]),
+              _s(naive["latency_p95_s"]) + " (frame)" if naive else "-"),
+        _pair("alerts received", str(m["alerts"]), "-"),
+    ]
+    if report.get("ratio_realtime_cameras") is not None:
+        lines.append(f"ratio to naive (real-time cameras): {report['ratio_realtime_cameras']:.1f}x")
+    if m["overhead_over_limit"] is not None:
+        lines.append(
+            f"overhead over the limit: {m['overhead_over_limit']:+.0%} "
+            f"(daemon {m['cpu_s']:.1f} CPU-s; decode + inference alone {m['limit_cpu_s']:.1f} CPU-s)"
+        )
+    lines.append(f"limits: decode {report['limits']['decode']['cpu_ms_per_frame']:.2f} CPU-ms/frame")
+    for row in report["limits"]["inference"]["rows"]:
+        lines.append(f"        model {row['batch']}x{row['height']}x{row['width']}: "
+                     f"{row['wall_ms']:.0f} ms ({row['cpu_ms']:.0f} CPU-ms)")
+    return "\n".join(lines)
+
+
+def _pair(name: str, ours: str, theirs: str) -> str:
+    return f"{name:<28}{ours:>12}{theirs:>12}"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
