@@ -135,6 +135,7 @@ def test_alert_payload(
         "box",
         "zone",
         "snapshot",
+        "seen_at",
     ]
     defaults = {
         "type": alert_type.value,
@@ -149,8 +150,15 @@ def test_alert_payload(
         "box": [10.0, 20.0, 110.3, 220.0],
         "zone": "yard",
         "snapshot": "/var/snap/ev-1.jpg",
+        "seen_at": None,  # make_event carries no evidence
     }
     assert body == {**defaults, **expected}
+
+
+def test_alert_payload_says_which_sighting_it_is_based_on() -> None:
+    event = make_event(evidence={"last_seen": "2024-05-01T12:00:00.850Z"})
+    body = json.loads(alert_payload(Alert(AlertType.START, event)))
+    assert body["seen_at"] == "2024-05-01T12:00:00.850Z"
 
 
 def test_alert_payload_rejects_naive_time() -> None:

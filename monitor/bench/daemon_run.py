@@ -85,8 +85,11 @@ class DaemonRun:
         inputs: detector calls by input shape.
         inference_s: seconds inside the model.
         alerts: start alerts received over MQTT in the window.
-        latency_p50_s / latency_p95_s / latency_max_s: event start (footage time) to the
-            MQTT message's arrival at a subscriber; None without alerts.
+        latency_p50_s / latency_p95_s / latency_max_s: footage time of the frame that confirmed
+            the event (``seen_at``) to the MQTT message's arrival at a subscriber; None without
+            alerts.
+        since_first_seen_p50_s / since_first_seen_p95_s: the same from the event's start (the
+            track's first sighting): adds the time confirmation took (``[events]``).
         timeline: (seconds into the window, camera, latency) per alert, decimated.
     """
 
@@ -101,6 +104,8 @@ class DaemonRun:
     latency_p50_s: float | None
     latency_p95_s: float | None
     latency_max_s: float | None
+    since_first_seen_p50_s: float | None
+    since_first_seen_p95_s: float | None
     timeline: tuple[TimelinePoint, ...]
 
 
@@ -120,7 +125,8 @@ class _AlertClock:
 
     def __init__(self, host: str, port: int, prefix: str) -> None:
         self._lock = threading.Lock()
-        self._arrivals: list[tuple[float, str, float]] = []  # (monotonic, camera, latency)
+        # (monotonic, camera, seconds from the confirming frame, seconds from the first sighting)
+        self._arrivals: list[tuple[float, str, float, float]] = []
         self._prefix = prefix
         self._client = paho.Client(CallbackAPIVersion.VERSION2)
         self._client.on_message = self._on_message
@@ -145,10 +151,13 @@ class _AlertClock:
         if payload.get("type") != "start":
             return
         started = datetime.fromisoformat(payload["start_time"].replace("Z", "+00:00"))
+        seen = datetime.fromisoformat((payload["seen_at"] or payload["start_time"])
+                                      .replace("Z", "+00:00"))
         with self._lock:
-            self._arrivals.append((now, payload["camera"], (arrived - started).total_seconds()))
+            self._arrivals.append((now, payload["camera"], (arrived - seen).total_seconds(),
+                                   (arrived - started).total_seconds()))
 
-    def between(self, start: float, end: float) -> list[tuple[float, str, float]]:
+    def between(self, start: float, end: float) -> list[tuple[float, str, float, float]]:
         with self._lock:
             return [a for a in self._arrivals if start <= a[0] <= end]
 
@@ -239,6 +248,7 @@ def run_daemon(
             clock.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     latencies = [a[2] for a in arrivals]
+    since_first = [a[3] for a in arrivals]
     return DaemonRun(
         wall_s=end - start,
         cpu_s=cpu1 - cpu0,
@@ -252,6 +262,8 @@ def run_daemon(
         latency_p50_s=percentile(latencies, 50) if latencies else None,
         latency_p95_s=percentile(latencies, 95) if latencies else None,
         latency_max_s=max(latencies) if latencies else None,
+        since_first_seen_p50_s=percentile(since_first, 50) if since_first else None,
+        since_first_seen_p95_s=percentile(since_first, 95) if since_first else None,
         timeline=tuple(decimate([TimelinePoint(a[0] - start, a[1], a[2]) for a in arrivals],
                                 TIMELINE_POINTS)),
     )

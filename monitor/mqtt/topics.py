@@ -9,10 +9,14 @@ Alert payload (JSON object, keys in this order)::
     {"type": "start", "id": "3f0c...", "camera": "gate", "kind": "intrusion",
      "label": "person", "track_id": 7, "start_time": "2024-05-01T12:00:00.250Z",
      "end_time": null, "score": 0.873, "box": [10.0, 20.0, 110.0, 220.0],
-     "zone": "yard", "snapshot": "/var/lib/monitor/snapshots/3f0c.jpg"}
+     "zone": "yard", "snapshot": "/var/lib/monitor/snapshots/3f0c.jpg",
+     "seen_at": "2024-05-01T12:00:00.850Z"}
 
 Times are ISO-8601 in UTC with millisecond precision and a trailing ``Z``; ``end_time`` is null
-while the event is open. ``score`` is rounded to 3 decimals, ``box`` is ``[x1, y1, x2, y2]`` in
+while the event is open. ``seen_at`` is the footage time of the newest sighting the alert is
+based on (for ``start``: the frame that confirmed the event, so arrival minus ``seen_at`` is the
+daemon's delay; ``start_time`` is the track's first sighting, earlier by the confirmation).
+``score`` is rounded to 3 decimals, ``box`` is ``[x1, y1, x2, y2]`` in
 pixels of the camera's frame (rounded to 0.1 px).
 """
 
@@ -81,6 +85,7 @@ def alert_payload(alert: Alert) -> str:
         "box": event.box.as_list(),
         "zone": event.zone,
         "snapshot": event.snapshot,
+        "seen_at": event.evidence.get("last_seen"),
     }
     return json.dumps(body, separators=(",", ":"))
 
