@@ -352,7 +352,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cameras=args.cameras, scene=args.scene, footage=footage, seconds=args.seconds,
         config=Path(args.config) if args.config else None, mqtt_host=host,
         mqtt_port=int(port), naive=not args.no_naive,
-        cache_dir=Path(args.cache_dir).expanduser(), source_url=args.source,
+        cache_dir=Path(args.cache_dir).expanduser(), source_url=args.source, model=args.model,
     )
     try:
         report = run_bench(settings, lambda line: print(line, flush=True))
@@ -543,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--mqtt", default="127.0.0.1:1883", metavar="HOST:PORT",
                        help="broker the alerts go through (default 127.0.0.1:1883)")
     bench.add_argument("--no-naive", action="store_true", help="skip the naive loop")
+    bench.add_argument("--model", help="the daemon's detector model, e.g. from 'monitor "
+                       "export' (default: the config's, else the packaged .pt; the naive loop "
+                       "always runs that one)")
     bench.add_argument("--source", metavar="URL",
                        help="a live stream (rtsp://) every camera reads instead of the scene")
     bench.add_argument("--cache-dir", default="~/.cache/monitor/bench",

@@ -119,7 +119,8 @@ class MotionConfig(_Strict):
         True, description="Off: every frame due for detection is inferred whole."
     )
     width_px: int = Field(
-        160, ge=32, le=1920, description="Motion is computed on a grey copy this wide."
+        160, ge=32, le=1920, description="Motion is computed on a grey copy about this wide "
+        "(the frame shrunk by the power of two that comes closest without going below)."
     )
     blur_px: int = Field(
         5, ge=1, le=31, description="Gaussian blur (odd) before differencing: removes sensor "

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from monitor.config import Config, mask_url
-from monitor.detect.regions import RegionDetector, RegionStats
+from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import YoloDetector
 from monitor.events.lifecycle import EventLifecycle
@@ -236,6 +236,8 @@ class Daemon:
             try:
                 detector = YoloDetector(config)
                 detector.warm_up()
+                if self._config.detector.regions.enabled and self._config.motion.enabled:
+                    warm_canvas_sizes(detector)
                 loaded.append(detector)
             except BaseException as exc:
                 failed.append(exc)

@@ -35,11 +35,13 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
     url = arguments.get("source_url")
     cameras, seconds = int(arguments["cameras"]), float(arguments["seconds"])
     base = _config(arguments)
+    model = arguments.get("model")
     detector = base.detector if base is not None else None
     if mode == "daemon":
         from monitor.bench.daemon_run import run_daemon
 
-        run = run_daemon(url or scene, cameras, seconds, base=base, mqtt_host=arguments["mqtt_host"],
+        run = run_daemon(url or scene, cameras, seconds, base=base, model=model,
+                         mqtt_host=arguments["mqtt_host"],
                          mqtt_port=int(arguments["mqtt_port"]),
                          progress=_progress("monitor", seconds))
         return asdict(run)
@@ -47,6 +49,8 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
     detector = detector or DetectorConfig()
     if mode == "naive":
+        # The loop a user writes runs the ultralytics model as it comes (the .pt): a faster
+        # backend is one of the things the daemon does for them.
         from monitor.bench.naive import run_naive
 
         naive = run_naive(None if url else scene, cameras, seconds, model=detector.model,
@@ -59,10 +63,12 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
         from monitor.detect.yolo import YoloDetector
 
         decode = decode_limit(scene, DECODE_LIMIT_FRAMES)
-        model = YoloDetector(detector)
-        model.warm_up()
+        if model is not None:  # the limits are those of the model the daemon ran
+            detector = detector.model_copy(update={"model": model})
+        loaded = YoloDetector(detector)
+        loaded.warm_up()
         shapes = [tuple(shape) for shape in arguments["shapes"]]
-        inference = inference_limit(model, shapes, INFERENCE_LIMIT_REPEATS,
+        inference = inference_limit(loaded, shapes, INFERENCE_LIMIT_REPEATS,
                                     images=sample_images(scene, LIMIT_IMAGES))
         return {"decode": asdict(decode), "inference": asdict(inference)}
     raise SystemExit(f"unknown measurement '{mode}'")

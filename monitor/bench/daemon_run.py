@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import tempfile
 import threading
@@ -33,6 +34,34 @@ log = logging.getLogger(__name__)
 # model's first-call costs, which a long-running daemon does not.
 WARM_UP_S = 3.0
 TIMELINE_POINTS = 300
+
+
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of this process's threads, by role (Linux ``/proc``; empty elsewhere).
+
+    Python threads are named by their ``threading`` name with digits dropped, so every camera's
+    capture thread adds to one ``source-cam`` entry; native threads (the inference runtime's
+    pool, FFmpeg's decoder threads) by their kernel name.
+    """
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        name = names.get(int(task), f"native: {comm}")
+        role = "".join(c for c in name if not c.isdigit()).rstrip("-_ ")
+        found[role] = found.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return found
 
 
 class BenchError(Exception):
@@ -91,6 +120,7 @@ class DaemonRun:
         since_first_seen_p50_s / since_first_seen_p95_s: the same from the event's start (the
             track's first sighting): adds the time confirmation took (``[events]``).
         timeline: (seconds into the window, camera, latency) per alert, decimated.
+        thread_cpu_s: CPU seconds in the window by thread role (see ``thread_cpu_s``).
     """
 
     wall_s: float
@@ -104,6 +134,7 @@ class DaemonRun:
     latency_p50_s: float | None
     latency_p95_s: float | None
     latency_max_s: float | None
+    thread_cpu_s: dict[str, float]
     since_first_seen_p50_s: float | None
     since_first_seen_p95_s: float | None
     timeline: tuple[TimelinePoint, ...]
@@ -167,10 +198,13 @@ class _AlertClock:
 
 
 def bench_config(base: Config | None, scene: Path | str, cameras: int, state_dir: Path,
-                 mqtt_host: str, mqtt_port: int, prefix: str) -> Config:
+                 mqtt_host: str, mqtt_port: int, prefix: str, model: str | None = None) -> Config:
     """The daemon's config for a run: the user's (detector, motion, events...) or the defaults,
-    with N cameras on the scene, a throw-away SQLite store and its own topic prefix."""
+    with N cameras on the scene, a throw-away SQLite store and its own topic prefix, and
+    ``model`` as the detector when given."""
     data: dict[str, Any] = base.model_dump(mode="json") if base is not None else {}
+    if model is not None:
+        data["detector"] = {**data.get("detector", {}), "model": model}
     template = data.get("cameras", [{}])[0] if base is not None else {}
     template = {k: v for k, v in template.items() if k not in ("name", "url", "zones")}
     data["cameras"] = [
@@ -191,6 +225,7 @@ def run_daemon(
     seconds: float,
     *,
     base: Config | None = None,
+    model: str | None = None,
     mqtt_host: str = "127.0.0.1",
     mqtt_port: int = 1883,
     progress: Callable[[float], None] | None = None,
@@ -203,6 +238,7 @@ def run_daemon(
         seconds: length of the measured window.
         base: config whose detector, motion, tracker, events and temporal sections are used
             (cameras, store and MQTT prefix are replaced); None: the defaults.
+        model: the detector model instead of the config's.
         mqtt_host / mqtt_port: the broker alerts go through.
         progress: called with seconds measured so far, about once a second.
 
@@ -211,7 +247,8 @@ def run_daemon(
     """
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         prefix = f"bench-{Path(tmp).name}"
-        config = bench_config(base, scene, cameras, Path(tmp), mqtt_host, mqtt_port, prefix)
+        config = bench_config(base, scene, cameras, Path(tmp), mqtt_host, mqtt_port, prefix,
+                              model)
         clock = _AlertClock(mqtt_host, mqtt_port, prefix)
         ready = _Ready()
         daemon = Daemon(config, notifier=ready)
@@ -232,12 +269,14 @@ def run_daemon(
                 raise BenchError(f"daemon did not start: {reason}")
             time.sleep(WARM_UP_S)
             before, cpu0, machine0 = daemon.stats(), time.process_time(), machine_busy_s()
+            threads0 = thread_cpu_s()
             start = time.monotonic()
             while (elapsed := time.monotonic() - start) < seconds:
                 if progress is not None:
                     progress(elapsed)
                 time.sleep(min(1.0, seconds - elapsed))
             after, cpu1, machine1 = daemon.stats(), time.process_time(), machine_busy_s()
+            threads1 = thread_cpu_s()
             end = time.monotonic()
             # Alerts for frames of the window may still be on their way.
             time.sleep(1.0)
@@ -262,6 +301,9 @@ def run_daemon(
         latency_p50_s=percentile(latencies, 50) if latencies else None,
         latency_p95_s=percentile(latencies, 95) if latencies else None,
         latency_max_s=max(latencies) if latencies else None,
+        thread_cpu_s={role: round(spent - threads0.get(role, 0.0), 2)
+                      for role, spent in sorted(threads1.items(), key=lambda kv: -kv[1])
+                      if spent - threads0.get(role, 0.0) > 0.05},
         since_first_seen_p50_s=percentile(since_first, 50) if since_first else None,
         since_first_seen_p95_s=percentile(since_first, 95) if since_first else None,
         timeline=tuple(decimate([TimelinePoint(a[0] - start, a[1], a[2]) for a in arrivals],

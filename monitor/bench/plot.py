@@ -34,11 +34,12 @@ def plot_report(report: dict[str, Any], out: Path) -> None:
                        label="naive: frame latency" if camera == "cam1" else None)
     timeline = report["daemon_raw"]["timeline"]
     right.scatter([p["elapsed_s"] for p in timeline], [p["latency_s"] for p in timeline],
-                  s=10, color="#2b7bba", label="monitor: alert latency (event start to MQTT)")
+                  s=10, color="#2b7bba", label="monitor: alert latency (confirming frame to MQTT)")
     right.axhline(1.0, color="k", ls=":", lw=1)
     right.set_xlabel("seconds into the run")
     right.set_ylabel("latency, s")
     right.set_yscale("symlog", linthresh=1.0)
+    right.set_ylim(bottom=0)
     right.legend(fontsize=8, loc="upper left")
     figure.tight_layout()
     figure.savefig(out, dpi=110)

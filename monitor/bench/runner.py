@@ -55,6 +55,8 @@ class BenchSettings:
         cache_dir: where the quiet scene is kept.
         source_url: a live stream (rtsp://) every camera reads instead of the scene file: shows
             how latency behaves when frames are not paced by us (OpenCV buffers a stream).
+        model: the daemon's detector model (e.g. an export) instead of the config's; the naive
+            loop keeps the config's (by default the packaged .pt), as a user's loop would.
     """
 
     cameras: int
@@ -67,6 +69,7 @@ class BenchSettings:
     naive: bool
     cache_dir: Path
     source_url: str | None = None
+    model: str | None = None
 
 
 def scene_file(settings: BenchSettings, say: Callable[[str], None]) -> Path:
@@ -112,7 +115,7 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None]) -> dict[str, 
     scene = scene_file(settings, say)
     played = settings.source_url or str(scene)
     fps = native_fps(played)
-    common = {"scene": str(scene), "source_url": settings.source_url,
+    common = {"scene": str(scene), "source_url": settings.source_url, "model": settings.model,
               "cameras": settings.cameras, "seconds": settings.seconds,
               "config": str(settings.config) if settings.config else None}
     say(f"1/3 monitor: {settings.cameras} camera(s) of {played} at {fps:g} fps, "
@@ -210,6 +213,7 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
             "peak_rss_mb": naive["peak_rss_mb"],
             "latency_p95_s": max((r["latency_p95_s"] or 0.0) for r in naive_rows),
             "realtime_cameras": naive_cameras,
+            "model": naive["model"],
             "timeline": naive["timeline"],
         }
         report["ratio_realtime_cameras"] = (monitor_cameras / naive_cameras
@@ -242,6 +246,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"scene {Path(report['scene']).name} at {fps:g} fps, "
         f"{len(m['cameras'])} camera(s); fps are frames per second of wall time",
+        f"model: monitor {report['settings']['model'] or 'as configured (default: packaged .pt)'}"
+        + (f"; naive {Path(report['naive']['model']).name}" if "naive" in report else ""),
         "",
         f"{'monitor':<10}{'processed':>10}{'detected':>10}{'skipped':>9}{'capped':>8}"
         f"{'dropped':>9}{'regions':>9}",
@@ -284,6 +290,10 @@ def format_table(report: dict[str, Any]) -> str:
             f"overhead over the limit: {m['overhead_over_limit']:+.0%} "
             f"(daemon {m['cpu_s']:.1f} CPU-s; decode + inference alone {m['limit_cpu_s']:.1f} CPU-s)"
         )
+    threads = report["daemon_raw"].get("thread_cpu_s") or {}
+    if threads:
+        lines.append("daemon CPU by thread: " + ", ".join(
+            f"{role} {spent / m['cpu_s']:.0%}" for role, spent in threads.items()))
     lines.append(f"limits: decode {report['limits']['decode']['cpu_ms_per_frame']:.2f} CPU-ms/frame")
     for row in report["limits"]["inference"]["rows"]:
         lines.append(f"        model {row['batch']}x{row['height']}x{row['width']}: "

@@ -63,6 +63,15 @@ class Canvas:
     tiles: tuple[Tile, ...]
 
 
+def canvas_heights(width: int) -> range:
+    """Every height a canvas ``width`` wide can have."""
+    return range(_STRIDE, width + 1, _STRIDE)
+
+
+def blank_canvas(height: int, width: int) -> np.ndarray:
+    return np.full((height, width, 3), _PAD_GREY, dtype=np.uint8)
+
+
 def pack(jobs: Sequence[CropJob], width: int, gap_px: int) -> list[Canvas]:
     """Shelf-pack the scaled crops onto canvases ``width`` wide and at most ``width`` tall.
 
@@ -100,7 +109,7 @@ def pack(jobs: Sequence[CropJob], width: int, gap_px: int) -> list[Canvas]:
 def _draw(tiles: list[Tile], images: dict[int, np.ndarray], width: int) -> Canvas:
     used = max(t.y + t.height for t in tiles)
     height = min(width, -(-used // _STRIDE) * _STRIDE)
-    canvas = np.full((height, width, 3), _PAD_GREY, dtype=np.uint8)
+    canvas = blank_canvas(height, width)
     for tile in tiles:
         crop = tile.crop
         piece = images[tile.owner][int(crop.y1):int(crop.y2), int(crop.x1):int(crop.x2)]

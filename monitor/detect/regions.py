@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from monitor.config import RegionsConfig
-from monitor.detect.mosaic import CropJob, pack, unpack
+from monitor.detect.mosaic import CropJob, blank_canvas, canvas_heights, pack, unpack
 from monitor.types import Box, Detection, Detections, Frame
 
 
@@ -99,6 +99,14 @@ def merge_overlapping(boxes: Sequence[Box]) -> list[Box]:
             if changed:
                 break
     return merged
+
+
+def warm_canvas_sizes(detector: ImageDetector) -> None:
+    """Run the model once at every canvas size. Runtimes prepare each new input shape on its
+    first call (torch: up to a second); without this the first minutes of a fresh daemon
+    would pay that inside the detection loop, one camera round at a time."""
+    for height in canvas_heights(detector.imgsz):
+        detector.detect_images([blank_canvas(height, detector.imgsz)])
 
 
 class ImageDetector(Protocol):
