@@ -110,6 +110,11 @@ class RegionsConfig(_Strict):
         16, ge=0, le=128, description="Grey gap between crops packed into one detector image, "
         "so no box spans two crops.",
     )
+    still_recheck_s: float = Field(
+        5.0, ge=0, description="When nothing moved, the people seen last keep their boxes "
+        "(the picture did not change, so neither would the detections) and the model looks "
+        "again only this often; 0: look every frame.",
+    )
 
 
 class MotionConfig(_Strict):
@@ -295,6 +300,11 @@ class SourceConfig(_Strict):
     stall_timeout_s: float = Field(10.0, gt=0, description="No frame for this long -> reopen.")
     reconnect_initial_s: float = Field(0.5, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential backoff.")
+    capture_nice: int = Field(
+        5, ge=0, le=19, description="Capture threads run this much nicer than the inference "
+        "thread (Linux): the runtime's threads work in lock-step, so a capture thread taking a "
+        "core mid-inference stalls all of them; decoding can wait a few milliseconds.",
+    )
 
     @model_validator(mode="after")
     def _stall_after_read(self) -> SourceConfig:

@@ -86,7 +86,7 @@ def test_bench_runs_and_its_numbers_agree(footage: Path, broker: Broker, tmp_pat
     assert finished.returncode == 0, finished.stderr[-2000:]
     print(finished.stdout)
     for heading in ("real-time cameras", "peak RSS MiB", "alert latency p95 s", "ratio to naive",
-                    "overhead over the limit", "limits: decode"):
+                    "overhead over the limit", "limits: decode", "daemon CPU by thread"):
         assert heading in finished.stdout
     report = json.loads(out.read_text())
     assert plot.stat().st_size > 10_000
@@ -98,7 +98,8 @@ def test_bench_runs_and_its_numbers_agree(footage: Path, broker: Broker, tmp_pat
         # Files are paced to their own rate: no camera sends more than 10 fps.
         assert camera["frames_read"] <= fps * raw["wall_s"] + 2
         assert camera["frames_offered"] <= camera["frames_read"]
-        done = camera["inferred_whole"] + camera["inferred_regions"] + camera["skipped_still"]
+        done = (camera["inferred_whole"] + camera["inferred_regions"] + camera["skipped_still"]
+                + camera["held_still"])
         # Every due frame is inferred, skipped or dropped (one may be in flight at either end).
         assert abs(camera["frames_offered"] - camera["frames_dropped"] - done) <= 2
         assert row["detection_fps"] + row["skipped_fps"] <= row["processed_fps"] + 0.5

@@ -206,8 +206,8 @@ def test_each_result_goes_to_its_own_frame(
 def test_boxes_are_in_each_frames_own_pixels_in_a_mixed_size_batch(
     detector: YoloDetector, frames: list[Frame], one_by_one: dict[int, Detections]
 ) -> None:
-    # Frames of different sizes in one batch are letterboxed to a square 640x640 instead of
-    # 640x480, so scores move by a few hundredths (measured 0.03): compare boxes, not scores.
+    # ultralytics would letterbox a mixed-size batch to a square 640x640; the detector runs each
+    # size as its own batch instead. Boxes are compared (scores of a half-size frame differ).
     full = frames[8]
     half = Frame("half", 1, cv2.resize(full.image, (FOOTAGE_WIDTH // 2, FOOTAGE_HEIGHT // 2)),
                  datetime.now(UTC), 0.0)

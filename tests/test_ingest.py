@@ -6,6 +6,7 @@ import itertools
 import logging
 import re
 import socket
+import os
 import statistics
 import threading
 import time
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from monitor.config import CameraConfig, SourceConfig
+from monitor.config import CameraConfig, MotionConfig, SourceConfig
 from monitor.ingest import CameraSource, LatestFrame
 from monitor.types import Frame
 from tests.fixtures.rtsp import RtspServer
@@ -177,6 +178,40 @@ def test_file_is_paced_at_its_own_fps(footage: Path, collect: Any) -> None:
     assert frames[0].image.shape == (576, 768, 3)
     assert frames[0].camera == "file" and frames[0].captured_at.tzinfo is UTC
     assert source.stats().state == "stopped"
+
+
+def test_only_detect_fps_frames_are_offered_each_with_the_motion_since_the_last(
+    footage: Path, collect: Any
+) -> None:
+    slot, collector = collect()
+    motion = MotionConfig(warmup_frames=3)
+    source = CameraSource(CameraConfig(detect_fps=5, name="file", url=str(footage)), FAST, slot,
+                          motion=motion)
+    source.start()
+    assert wait_until(lambda: source.stats().frames_read >= 20, 5.0)
+    assert source.stop(timeout_s=2.0)
+
+    stats = source.stats()
+    assert abs(stats.frames_offered - stats.frames_read / 2) <= 2  # 10 fps file, detect_fps 5
+    frames = collector.frames
+    assert len(frames) == stats.frames_offered
+    assert frames[0].motion is None  # no background yet: the whole frame must be looked at
+    later = [f.motion for f in frames[3:]]
+    assert all(m is not None for m in later)
+    assert any(m is not None and m.regions for m in later)  # vtest's people walk
+
+
+def test_capture_threads_run_nicer_than_the_daemon(footage: Path, collect: Any) -> None:
+    slot, _ = collect()
+    source = CameraSource(CameraConfig(detect_fps=60, name="nice", url=str(footage)),
+                          FAST.model_copy(update={"capture_nice": 3}), slot)
+    source.start()
+    assert wait_until(lambda: source.stats().frames_read >= 2, 5.0)
+    (thread,) = [t for t in threading.enumerate() if t.name == "source-nice"]
+    assert thread.native_id is not None
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(19, ours + 3)
+    assert source.stop(timeout_s=2.0)
 
 
 def test_file_loops_with_increasing_indexes(short_clip: Path, collect: Any,

@@ -278,3 +278,32 @@ def test_region_detection_finds_people_where_whole_frame_detection_does() -> Non
     stats = detector.stats()
     assert (stats.whole, stats.regions, stats.skipped) == ({"cam3": 1}, {"cam1": 1}, {"cam2": 1})
     assert sum(stats.inputs.values()) == 2
+
+
+def test_people_keep_their_boxes_while_nothing_moves_and_are_looked_at_again_later() -> None:
+    image = with_people(background(), (300, 200))
+    person = Box(300, 200, 341, 301)
+    model = BlobDetector()
+    detector = RegionDetector(model, RegionsConfig(still_recheck_s=2.0),
+                              lambda camera, now: (person,))
+    moving = Motion((person,), 0.01)
+    still = Motion((), 0.0)
+
+    first = detector.detect([frame(image, moving, t=0.0)])[0]
+    assert len(first.items) == 1 and len(model.calls) == 1
+    held = [detector.detect([frame(image, still, t=t)])[0] for t in (0.2, 1.0, 1.9)]
+    assert len(model.calls) == 1  # nothing moved: the model was not asked again
+    assert all(h.items == first.items for h in held)
+    rechecked = detector.detect([frame(image, still, t=2.1)])[0]
+    assert len(model.calls) == 2 and len(rechecked.items) == 1
+    stats = detector.stats()
+    assert stats.held == {"cam1": 3} and stats.regions == {"cam1": 2}
+
+
+def test_with_no_recent_track_a_still_frame_is_skipped_not_held() -> None:
+    model = BlobDetector()
+    detector = RegionDetector(model, RegionsConfig(), lambda camera, now: ())
+    detector.detect([frame(with_people(background(), (300, 200)), None, t=0.0)])
+    skipped = detector.detect([frame(background(), Motion((), 0.0), t=0.2)])[0]
+    assert skipped.items == () and len(model.calls) == 1
+    assert detector.stats().skipped == {"cam1": 1} and detector.stats().held == {}

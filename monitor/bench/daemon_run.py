@@ -80,6 +80,7 @@ class DaemonCamera:
         inferred_whole: frames inferred whole.
         inferred_regions: frames inferred as motion/track regions.
         skipped_still: due frames not inferred: nothing moved and no recent track.
+        held_still: due frames not inferred: nothing moved, the last detections were kept.
     """
 
     camera: str
@@ -89,6 +90,7 @@ class DaemonCamera:
     inferred_whole: int
     inferred_regions: int
     skipped_still: int
+    held_still: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +333,7 @@ def _camera_deltas(before: DaemonStats, after: DaemonStats) -> tuple[DaemonCamer
             inferred_whole=delta("whole"),
             inferred_regions=delta("regions"),
             skipped_still=delta("skipped"),
+            held_still=delta("held"),
         ))
     return tuple(cameras)
 

@@ -125,6 +125,7 @@ class RegionStats:
         whole: frames inferred whole, per camera.
         regions: frames inferred as crops, per camera.
         skipped: frames not inferred (nothing moved, no recent track), per camera.
+        held: frames not inferred because nothing moved: the last detections were kept.
         inputs: detector calls by input shape (batch, height, width).
         inference_s: wall seconds inside the model.
         pixels: pixels given to the model.
@@ -133,6 +134,7 @@ class RegionStats:
     whole: dict[str, int]
     regions: dict[str, int]
     skipped: dict[str, int]
+    held: dict[str, int]
     inputs: dict[tuple[int, int, int], int]
     inference_s: float
     pixels: int
@@ -163,6 +165,9 @@ class RegionDetector:
         self._whole: Counter[str] = Counter()
         self._regions: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()
+        # camera -> (monotonic time of its last inferred frame, what was found in it)
+        self._last_inferred: dict[str, tuple[float, tuple[Detection, ...]]] = {}
         self._inputs: Counter[tuple[int, int, int]] = Counter()
         self._inference_s = 0.0
         self._pixels = 0
@@ -176,9 +181,15 @@ class RegionDetector:
         found: list[list[Detection]] = [[] for _ in plans]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         jobs = []
+        inferred = [False] * len(plans)
         for index, plan in enumerate(plans):
             camera = plan.frame.camera
-            if plan.crops is None:
+            held = self._unchanged(plan)
+            inferred[index] = held is None and not plan.skipped
+            if held is not None:
+                found[index].extend(held)
+                counter = self._held
+            elif plan.crops is None:
                 by_shape.setdefault(plan.frame.image.shape, []).append(index)
                 counter = self._whole
             elif plan.skipped:
@@ -197,8 +208,23 @@ class RegionDetector:
         for canvas in pack(jobs, self._detector.imgsz, self._config.gap_px):
             for owner, mapped in unpack(canvas, self._infer([canvas.image])[0]).items():
                 found[owner].extend(mapped)
-        return [Detections(plan.frame, tuple(items)) for plan, items in zip(plans, found,
-                                                                            strict=True)]
+        answers = []
+        for plan, boxes, was_inferred in zip(plans, found, inferred, strict=True):
+            answers.append(Detections(plan.frame, tuple(boxes)))
+            if was_inferred:
+                self._last_inferred[plan.frame.camera] = (plan.frame.monotonic, tuple(boxes))
+        return answers
+
+    def _unchanged(self, plan: RegionPlan) -> tuple[Detection, ...] | None:
+        """The camera's last detections, if nothing in the picture moved since (the model
+        would find the same) and they are younger than ``still_recheck_s``; else None."""
+        motion = plan.frame.motion
+        if motion is None or motion.regions or not plan.crops:
+            return None
+        last = self._last_inferred.get(plan.frame.camera)
+        if last is None or plan.frame.monotonic - last[0] >= self._config.still_recheck_s:
+            return None
+        return last[1]
 
     def _infer(self, images: list[np.ndarray]) -> list[tuple[Detection, ...]]:
         height, width = images[0].shape[:2]
@@ -213,4 +239,5 @@ class RegionDetector:
     def stats(self) -> RegionStats:
         with self._lock:
             return RegionStats(dict(self._whole), dict(self._regions), dict(self._skipped),
-                               dict(self._inputs), self._inference_s, self._pixels)
+                               dict(self._held), dict(self._inputs), self._inference_s,
+                               self._pixels)

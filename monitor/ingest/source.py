@@ -173,6 +173,17 @@ class _Cadence:
         return True
 
 
+def _lower_priority(nice: int) -> None:
+    """Make the calling thread ``nice`` steps nicer (Linux: per thread), where the OS allows."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        thread_id = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread_id, os.getpriority(os.PRIO_PROCESS, thread_id) + nice)
+    except OSError as exc:  # a container that forbids it: run at normal priority
+        log.debug("capture thread priority unchanged: %s", exc)
+
+
 class CameraSource:
     """Reads one camera on its own thread; each frame due for detection goes to a ``LatestFrame``
     slot, carrying what moved since the previous one.
@@ -277,6 +288,7 @@ class CameraSource:
             self._state = state
 
     def _run(self) -> None:
+        _lower_priority(self._source.capture_nice)
         try:
             while not self._stop.is_set():
                 try:
