@@ -345,6 +345,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"footage {footage}: no such file (scripts/setup.sh fetches vtest.avi)")
     if args.config:
         load_config(Path(args.config))  # one-line errors now, not in a child process
+    if args.model:
+        from monitor.detect.yolo import resolve_model
+
+        resolve_model(args.model)  # DetectorError: one line
+    if args.source and not args.source.lower().startswith(("rtsp://", "rtsps://", "http")):
+        raise UsageError(f"--source '{mask_url(args.source)}': expected an rtsp:// or http(s):// URL")
     host, _, port = args.mqtt.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"--mqtt '{args.mqtt}': expected HOST:PORT")
@@ -354,9 +360,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         mqtt_port=int(port), naive=not args.no_naive,
         cache_dir=Path(args.cache_dir).expanduser(), source_url=args.source, model=args.model,
     )
+    from monitor.synth.crops import CropError
+    from monitor.synth.video import FootageError
+
     try:
         report = run_bench(settings, lambda line: print(line, flush=True))
-    except BenchRunError as exc:
+    except (BenchRunError, FootageError, CropError) as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print()
@@ -376,14 +385,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from monitor.detect.export import ExportError, export_model
 
     footage = Path(args.calibration).expanduser() if args.calibration else None
+    if footage is not None and not args.int8:
+        raise UsageError("--calibration is only used with --int8")
     try:
         made = export_model(args.model, args.format, Path(args.out), imgsz=args.imgsz,
                             half=args.half, int8=args.int8, calibration_video=footage)
     except ExportError as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"exported {args.model} -> {made}")
-    print(f'use it with [detector] model = "{made}"')
+    print(f"exported {args.model} -> {made.resolve()}")
+    print(f'use it with [detector] model = "{made.resolve()}"')
     return EXIT_OK
 
 

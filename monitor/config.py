@@ -91,8 +91,13 @@ class RegionsConfig(_Strict):
         True, description="Infer only motion regions and known tracks; off: every whole frame."
     )
     margin: float = Field(
-        0.15, ge=0, le=4, description="Each region grows by this fraction of its size per side: "
-        "motion may miss a still part of a person, and the detector needs the whole person.",
+        0.15, ge=0, le=4, description="A motion region grows on every side by this fraction "
+        "of its longer side: the detector needs context around the person, and a person's "
+        "leading edge is the edge of the changed area.",
+    )
+    track_margin: float = Field(
+        0.5, ge=0, le=4, description="The same for the box of a recently seen person: they "
+        "may have moved since, and a box the crop cut short must not shrink the next crop.",
     )
     min_size_px: int = Field(
         64, ge=16, description="Regions are at least this wide and tall (frame pixels): a "

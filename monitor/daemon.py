@@ -216,7 +216,7 @@ class Daemon:
         self._regions = RegionDetector(
             detector,
             config.detector.regions,
-            lambda camera, now: self._pipelines[camera].recent_boxes(now, memory_s),
+            lambda camera, now: self._pipelines[camera].recent_tracks(now, memory_s),
         )
         self._worker = InferenceWorker(
             self._regions, self._slots, self._route, self._tick, wake,

@@ -9,7 +9,7 @@ from typing import Protocol
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.snapshot import SnapshotWriter
 from monitor.temporal.deciders import BehaviourDecider, TrackView
-from monitor.types import Alert, AlertType, Box, Detections, Tracks
+from monitor.types import Alert, AlertType, Box, Detections, RecentTrack, Tracks
 
 
 class Tracker(Protocol):
@@ -62,17 +62,17 @@ class CameraPipeline:
                 return
             tracks = self._tracker.update(detections)
             self.detections += len(detections.items)
-            for track in tracks.items:
-                self._last_seen[track.track_id] = (track.detection.box, tracks.frame.monotonic)
             self._process_tracks(tracks)
 
-    def recent_boxes(self, now_monotonic: float, within_s: float) -> tuple[Box, ...]:
-        """Last boxes of the tracks seen within ``within_s`` before ``now_monotonic``."""
+    def recent_tracks(self, now_monotonic: float, within_s: float) -> tuple[RecentTrack, ...]:
+        """The tracks seen within ``within_s`` before ``now_monotonic``: where the detector
+        must look again even if nothing moves there."""
         with self._lock:
             for track_id, (_, seen) in list(self._last_seen.items()):
                 if now_monotonic - seen > within_s:
                     del self._last_seen[track_id]
-            return tuple(box for box, _ in self._last_seen.values())
+            return tuple(RecentTrack(box, self.lifecycle.is_confirmed(track_id))
+                         for track_id, (box, _) in self._last_seen.items())
 
     def process_tracks(self, tracks: Tracks) -> None:
         """Run the stages after the tracker (``monitor eval`` tracks once, decides three ways)."""
@@ -81,6 +81,8 @@ class CameraPipeline:
                 self._process_tracks(tracks)
 
     def _process_tracks(self, tracks: Tracks) -> None:
+        for track in tracks.items:
+            self._last_seen[track.track_id] = (track.detection.box, tracks.frame.monotonic)
         alerts = self.lifecycle.update(tracks)
         if self._decider is not None:
             alerts += self._decide(tracks)

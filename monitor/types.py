@@ -111,6 +111,20 @@ class Track:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentTrack:
+    """Where a camera's track was last seen, for the detector to look there again.
+
+    Attributes:
+        box: its last box.
+        confirmed: it is an event already (confirmation must come from the model, never from
+            boxes kept while nothing moved).
+    """
+
+    box: Box
+    confirmed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Tracks:
     """The tracker's view of one frame: the tracks seen in it."""
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+import tomllib
 
 import pytest
 
-from monitor.config import ConfigError, load_config, mask_url, parse_config
+from monitor.config import (
+    ConfigError, MotionConfig, RegionsConfig, load_config, mask_url, parse_config,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -223,7 +226,10 @@ def test_motion_and_region_settings_are_validated() -> None:
         minimal(detector={"regions": {"margn": 0.2}}))
 
 
-def test_the_example_shows_the_motion_and_region_defaults() -> None:
+def test_the_example_shows_every_motion_and_region_key_at_its_default() -> None:
+    raw = tomllib.loads((REPO / "config.example.toml").read_text())
+    assert set(raw["motion"]) == set(MotionConfig.model_fields)
+    assert set(raw["detector"]["regions"]) == set(RegionsConfig.model_fields)
     example = load_config(REPO / "config.example.toml")
     defaults = parse_config(minimal())
     assert example.motion == defaults.motion

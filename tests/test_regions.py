@@ -17,10 +17,11 @@ import pytest
 
 from monitor.config import MotionConfig, RegionsConfig
 from monitor.detect.mosaic import CropJob, pack, unpack
-from monitor.detect.regions import RegionDetector, merge_overlapping, plan_regions
+from monitor.detect.regions import RegionDetector, plan_regions
+from monitor.geometry import merge_overlapping
 from monitor.ingest.motion import MotionDetector, combine
 from monitor.ingest.source import _Cadence
-from monitor.types import Box, Detection, Frame, Motion
+from monitor.types import Box, Detection, Frame, Motion, RecentTrack
 
 W, H = 768, 576
 PERSON = (40, 100)  # w, h in pixels
@@ -153,7 +154,8 @@ def test_nothing_moving_and_no_recent_track_is_skipped() -> None:
 
 def test_a_still_recent_track_is_looked_at_again() -> None:
     track = Box(300, 200, 340, 300)
-    plan = plan_regions(frame(background(), Motion((), 0.0)), [track], RegionsConfig())
+    plan = plan_regions(frame(background(), Motion((), 0.0)), [RecentTrack(track, False)],
+                        RegionsConfig())
     assert plan.crops is not None and len(plan.crops) == 1
     crop = plan.crops[0]
     assert crop.x1 <= 300 and crop.y1 <= 200 and crop.x2 >= 340 and crop.y2 >= 300
@@ -285,7 +287,7 @@ def test_people_keep_their_boxes_while_nothing_moves_and_are_looked_at_again_lat
     person = Box(300, 200, 341, 301)
     model = BlobDetector()
     detector = RegionDetector(model, RegionsConfig(still_recheck_s=2.0),
-                              lambda camera, now: (person,))
+                              lambda camera, now: (RecentTrack(person, True),))
     moving = Motion((person,), 0.01)
     still = Motion((), 0.0)
 
@@ -300,6 +302,24 @@ def test_people_keep_their_boxes_while_nothing_moves_and_are_looked_at_again_lat
     assert stats.held == {"cam1": 3} and stats.regions == {"cam1": 2}
 
 
+def test_boxes_are_not_kept_for_a_track_that_is_not_an_event_yet() -> None:
+    # A one-off false detection must be confirmed by the model, not by copies of itself.
+    image = with_people(background(), (300, 200))
+    person = Box(300, 200, 341, 301)
+    model = BlobDetector()
+    detector = RegionDetector(model, RegionsConfig(),
+                              lambda camera, now: (RecentTrack(person, False),))
+    detector.detect([frame(image, Motion((person,), 0.01), t=0.0)])
+    detector.detect([frame(image, Motion((), 0.0), t=0.2)])
+    assert len(model.calls) == 2 and detector.stats().held == {}
+
+
+def test_a_recent_track_outside_the_frame_does_not_break_the_round() -> None:
+    gone = RecentTrack(Box(2000, 1500, 2100, 1700), True)  # from before the stream shrank
+    plan = plan_regions(frame(background(), Motion((), 0.0)), [gone], RegionsConfig())
+    assert plan.crops is None  # nothing left to crop: look at the whole frame
+
+
 def test_with_no_recent_track_a_still_frame_is_skipped_not_held() -> None:
     model = BlobDetector()
     detector = RegionDetector(model, RegionsConfig(), lambda camera, now: ())
@@ -307,3 +327,15 @@ def test_with_no_recent_track_a_still_frame_is_skipped_not_held() -> None:
     skipped = detector.detect([frame(background(), Motion((), 0.0), t=0.2)])[0]
     assert skipped.items == () and len(model.calls) == 1
     assert detector.stats().skipped == {"cam1": 1} and detector.stats().held == {}
+
+
+def test_a_frame_replaced_in_the_slot_hands_its_motion_on() -> None:
+    from monitor.ingest.latest import LatestFrame
+
+    slot = LatestFrame()
+    walker = Box(100, 100, 140, 200)
+    slot.put(frame(background(), Motion((walker,), 0.01)))
+    slot.put(frame(background(), Motion((), 0.0)))  # the detector never saw the first
+    taken = slot.take()
+    assert taken is not None and taken.motion is not None
+    assert taken.motion.regions == (walker,) and slot.dropped == 1

@@ -75,8 +75,20 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    from monitor.bench.daemon_run import BenchError
+    from monitor.bench.limits import LimitsError
+    from monitor.bench.naive import NaiveRunError
+    from monitor.config import ConfigError
+    from monitor.detect.yolo import DetectorError
+
     mode, arguments, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
-    out.write_text(json.dumps(measure(mode, arguments)))
+    try:
+        result = measure(mode, arguments)
+    except (BenchError, NaiveRunError, LimitsError, DetectorError, ConfigError) as exc:
+        # One line for the parent to show; the parent reports the last line of stderr.
+        print(str(exc).replace("\n", "; "), file=sys.stderr)
+        raise SystemExit(1) from None
+    out.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

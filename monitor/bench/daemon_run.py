@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 # model's first-call costs, which a long-running daemon does not.
 WARM_UP_S = 3.0
 TIMELINE_POINTS = 300
+BROKER_CONNECT_TIMEOUT_S = 10.0
+DAEMON_START_TIMEOUT_S = 300.0  # model load and canvas warm-up on a slow, busy machine
+# After the window, alerts for its last frames are still on their way; only alerts whose
+# confirming frame lies in the window count, so waiting longer cannot add later ones.
+ALERT_GRACE_S = 3.0
+DAEMON_STOP_TIMEOUT_S = 30.0
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -158,8 +164,9 @@ class _AlertClock:
 
     def __init__(self, host: str, port: int, prefix: str) -> None:
         self._lock = threading.Lock()
-        # (monotonic, camera, seconds from the confirming frame, seconds from the first sighting)
-        self._arrivals: list[tuple[float, str, float, float]] = []
+        # (confirming frame's wall time, camera, seconds from it to arrival, seconds from the
+        # event's first sighting to arrival)
+        self._arrivals: list[tuple[datetime, str, float, float]] = []
         self._prefix = prefix
         self._client = paho.Client(CallbackAPIVersion.VERSION2)
         self._client.on_message = self._on_message
@@ -170,8 +177,9 @@ class _AlertClock:
         except OSError as exc:
             raise BenchError(f"MQTT broker {host}:{port}: {exc.strerror or exc}") from None
         self._client.loop_start()
-        if not self._connected.wait(10.0):
-            raise BenchError(f"MQTT broker {host}:{port}: no CONNACK within 10 s")
+        if not self._connected.wait(BROKER_CONNECT_TIMEOUT_S):
+            raise BenchError(f"MQTT broker {host}:{port}: no CONNACK within "
+                             f"{BROKER_CONNECT_TIMEOUT_S:g} s")
 
     def _on_connect(self, client: Any, *_: Any) -> None:
         client.subscribe(f"{self._prefix}/events/#", qos=1)
@@ -179,7 +187,6 @@ class _AlertClock:
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         arrived = datetime.now(UTC)
-        now = time.monotonic()
         payload = json.loads(message.payload)
         if payload.get("type") != "start":
             return
@@ -187,10 +194,12 @@ class _AlertClock:
         seen = datetime.fromisoformat((payload["seen_at"] or payload["start_time"])
                                       .replace("Z", "+00:00"))
         with self._lock:
-            self._arrivals.append((now, payload["camera"], (arrived - seen).total_seconds(),
+            self._arrivals.append((seen, payload["camera"], (arrived - seen).total_seconds(),
                                    (arrived - started).total_seconds()))
 
-    def between(self, start: float, end: float) -> list[tuple[float, str, float, float]]:
+    def seen_between(self, start: datetime,
+                     end: datetime) -> list[tuple[datetime, str, float, float]]:
+        """Alerts whose confirming frame was read between ``start`` and ``end``."""
         with self._lock:
             return [a for a in self._arrivals if start <= a[0] <= end]
 
@@ -266,26 +275,26 @@ def run_daemon(
         thread = threading.Thread(target=serve, name="bench-daemon", daemon=True)
         thread.start()
         try:
-            if not ready.ready.wait(300.0) or failure:
-                reason = str(failure[0]) if failure else "not ready within 300 s"
+            if not ready.ready.wait(DAEMON_START_TIMEOUT_S) or failure:
+                reason = (str(failure[0]) if failure
+                          else f"not ready within {DAEMON_START_TIMEOUT_S:g} s")
                 raise BenchError(f"daemon did not start: {reason}")
             time.sleep(WARM_UP_S)
             before, cpu0, machine0 = daemon.stats(), time.process_time(), machine_busy_s()
             threads0 = thread_cpu_s()
-            start = time.monotonic()
+            start, start_wall = time.monotonic(), datetime.now(UTC)
             while (elapsed := time.monotonic() - start) < seconds:
                 if progress is not None:
                     progress(elapsed)
                 time.sleep(min(1.0, seconds - elapsed))
             after, cpu1, machine1 = daemon.stats(), time.process_time(), machine_busy_s()
             threads1 = thread_cpu_s()
-            end = time.monotonic()
-            # Alerts for frames of the window may still be on their way.
-            time.sleep(1.0)
-            arrivals = clock.between(start, end + 1.0)
+            end, end_wall = time.monotonic(), datetime.now(UTC)
+            time.sleep(ALERT_GRACE_S)
+            arrivals = clock.seen_between(start_wall, end_wall)
         finally:
             daemon.request_stop()
-            thread.join(30.0)
+            thread.join(DAEMON_STOP_TIMEOUT_S)
             clock.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     latencies = [a[2] for a in arrivals]
@@ -308,8 +317,8 @@ def run_daemon(
                       if spent - threads0.get(role, 0.0) > 0.05},
         since_first_seen_p50_s=percentile(since_first, 50) if since_first else None,
         since_first_seen_p95_s=percentile(since_first, 95) if since_first else None,
-        timeline=tuple(decimate([TimelinePoint(a[0] - start, a[1], a[2]) for a in arrivals],
-                                TIMELINE_POINTS)),
+        timeline=tuple(decimate([TimelinePoint((a[0] - start_wall).total_seconds(), a[1], a[2])
+                                 for a in arrivals], TIMELINE_POINTS)),
     )
 
 

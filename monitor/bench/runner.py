@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import cv2
 
+from monitor.config import mask_url
+
 Scene = Literal["busy", "quiet"]
 
 # "Real time" for a camera, as the issue defines it.
@@ -106,7 +108,7 @@ def native_fps(video: Path | str) -> float:
     finally:
         capture.release()
     if not 0 < fps < 1000:
-        raise BenchRunError(f"{video}: no usable frame rate")
+        raise BenchRunError(f"{mask_url(str(video))}: cannot be read, or states no frame rate")
     return fps
 
 
@@ -152,7 +154,8 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
             "dropped_share": camera["frames_dropped"] / offered if offered else 0.0,
             "regions_share": camera["inferred_regions"] / inferred if inferred else 0.0,
         })
-    latency_ok = daemon["latency_p95_s"] is None or daemon["latency_p95_s"] <= MAX_LATENCY_P95_S
+    # No alert in the window: latency was not measured, and real time cannot be claimed.
+    latency_ok = daemon["latency_p95_s"] is not None and daemon["latency_p95_s"] <= MAX_LATENCY_P95_S
     realtime = [
         r["processed_fps"] >= MIN_READ_SHARE * fps and r["dropped_share"] < MAX_DROPPED_SHARE
         for r in rows
@@ -223,8 +226,9 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
 
 def _limit_cpu_s(daemon: dict[str, Any], limits: dict[str, Any]) -> float | None:
     """CPU seconds decoding every frame the daemon read plus inferring every input it inferred,
-    each measured alone; None when a shape the daemon used was not timed (rare shapes beyond
-    ``INFERENCE_LIMIT_SHAPES`` are priced at the mean of the timed ones, per pixel)."""
+    each measured alone. Input shapes beyond the ``INFERENCE_LIMIT_SHAPES`` most used (a few
+    calls) are priced at the timed shapes' mean cost per pixel; None when the daemon inferred
+    but no shape was timed."""
     decode_ms = limits["decode"]["cpu_ms_per_frame"]
     frames = sum(c["frames_read"] for c in daemon["cameras"])
     timed = {(r["batch"], r["height"], r["width"]): r["cpu_ms"] for r in limits["inference"]["rows"]}

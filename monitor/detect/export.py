@@ -17,12 +17,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor.detect.yolo import DetectorError, resolve_model
+from monitor.detect.yolo import OPENVINO_SUFFIX, DetectorError, resolve_model
 from monitor.errors import first_line
 
 ExportFormat = Literal["onnx", "openvino"]
 FORMATS: tuple[ExportFormat, ...] = ("onnx", "openvino")
-OPENVINO_SUFFIX = "_openvino_model"  # ultralytics recognises an OpenVINO model by this name
 CALIBRATION_FRAMES = 64  # int8: frames of the calibration video; the export takes ~1 min on 2 cores
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from monitor.config import RegionsConfig
 from monitor.detect.mosaic import CropJob, blank_canvas, canvas_heights, pack, unpack
-from monitor.types import Box, Detection, Detections, Frame
+from monitor.geometry import merge_overlapping
+from monitor.types import Box, Detection, Detections, Frame, RecentTrack
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +42,13 @@ class RegionPlan:
         return self.crops == ()
 
 
-def plan_regions(frame: Frame, recent_tracks: Sequence[Box], config: RegionsConfig) -> RegionPlan:
+def plan_regions(frame: Frame, recent_tracks: Sequence[RecentTrack],
+                 config: RegionsConfig) -> RegionPlan:
     """Decide what to infer in ``frame``.
 
     Args:
         frame: a frame due for detection, with the motion since the camera's previous one.
-        recent_tracks: boxes of this camera's tracks seen within ``track_memory_s``.
+        recent_tracks: this camera's tracks seen within ``track_memory_s``.
         config: the ``[detector.regions]`` section.
 
     Returns:
@@ -55,50 +57,36 @@ def plan_regions(frame: Frame, recent_tracks: Sequence[Box], config: RegionsConf
     """
     if frame.motion is None:
         return RegionPlan(frame, None)
-    areas = [*frame.motion.regions, *recent_tracks]
-    if not areas:
+    if not frame.motion.regions and not recent_tracks:
         return RegionPlan(frame, ())
     if not config.enabled:
         return RegionPlan(frame, None)
-    grown = [_grow(box, config, frame.width, frame.height) for box in areas]
-    crops = merge_overlapping(grown)
+    grown = [_grow(box, config.margin, config.min_size_px, frame.width, frame.height)
+             for box in frame.motion.regions]
+    grown += [_grow(t.box, config.track_margin, config.min_size_px, frame.width, frame.height)
+              for t in recent_tracks]
+    crops = merge_overlapping([box for box in grown if box.x1 < box.x2 and box.y1 < box.y2])
+    if not crops:  # only boxes outside this frame (a stream that changed size)
+        return RegionPlan(frame, None)
     covered = sum((c.x2 - c.x1) * (c.y2 - c.y1) for c in crops)
     if covered > config.max_fraction * frame.width * frame.height:
         return RegionPlan(frame, None)
     return RegionPlan(frame, tuple(crops))
 
 
-def _grow(box: Box, config: RegionsConfig, width: int, height: int) -> Box:
-    """``box`` grown by ``margin`` of its size per side, at least ``min_size_px`` square, inside
-    the frame, on whole pixels."""
+def _grow(box: Box, margin: float, min_size_px: int, width: int, height: int) -> Box:
+    """``box`` grown on every side by ``margin`` of its longer side, at least ``min_size_px``
+    square, clipped to the frame (empty if it lies outside), on whole pixels."""
     w, h = box.x2 - box.x1, box.y2 - box.y1
-    half_w = max(w * (0.5 + config.margin), config.min_size_px / 2)
-    half_h = max(h * (0.5 + config.margin), config.min_size_px / 2)
+    pad = margin * max(w, h)
+    half_w = max(w / 2 + pad, min_size_px / 2)
+    half_h = max(h / 2 + pad, min_size_px / 2)
     cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
     return Box(float(max(0, int(cx - half_w))), float(max(0, int(cy - half_h))),
                float(min(width, int(cx + half_w + 0.999))),
                float(min(height, int(cy + half_h + 0.999))))
 
 
-def merge_overlapping(boxes: Sequence[Box]) -> list[Box]:
-    """Replace boxes that overlap by their bounding box until none overlap (a person on the
-    edge between two crops would otherwise be cut in two)."""
-    merged = list(boxes)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(merged)):
-            for j in range(i + 1, len(merged)):
-                a, b = merged[i], merged[j]
-                if a.x1 < b.x2 and b.x1 < a.x2 and a.y1 < b.y2 and b.y1 < a.y2:
-                    merged[i] = Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2),
-                                    max(a.y2, b.y2))
-                    del merged[j]
-                    changed = True
-                    break
-            if changed:
-                break
-    return merged
 
 
 def warm_canvas_sizes(detector: ImageDetector) -> None:
@@ -149,15 +137,15 @@ class RegionDetector:
     Args:
         detector: the model.
         config: the ``[detector.regions]`` section.
-        recent_tracks: (camera, now) -> boxes of that camera's tracks seen within
-            ``track_memory_s`` (the pipelines know them).
+        recent_tracks: (camera, now) -> that camera's tracks seen within ``track_memory_s``
+            (the pipelines know them).
     """
 
     def __init__(
         self,
         detector: ImageDetector,
         config: RegionsConfig,
-        recent_tracks: Callable[[str, float], Sequence[Box]],
+        recent_tracks: Callable[[str, float], Sequence[RecentTrack]],
     ) -> None:
         self._detector = detector
         self._config = config
@@ -174,17 +162,15 @@ class RegionDetector:
         self._lock = threading.Lock()  # stats() is read from other threads
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        plans = [
-            plan_regions(f, self._recent_tracks(f.camera, f.monotonic), self._config)
-            for f in frames
-        ]
+        recents = [self._recent_tracks(f.camera, f.monotonic) for f in frames]
+        plans = [plan_regions(f, r, self._config) for f, r in zip(frames, recents, strict=True)]
         found: list[list[Detection]] = [[] for _ in plans]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         jobs = []
         inferred = [False] * len(plans)
-        for index, plan in enumerate(plans):
+        for index, (plan, recent) in enumerate(zip(plans, recents, strict=True)):
             camera = plan.frame.camera
-            held = self._unchanged(plan)
+            held = self._unchanged(plan, recent)
             inferred[index] = held is None and not plan.skipped
             if held is not None:
                 found[index].extend(held)
@@ -215,11 +201,16 @@ class RegionDetector:
                 self._last_inferred[plan.frame.camera] = (plan.frame.monotonic, tuple(boxes))
         return answers
 
-    def _unchanged(self, plan: RegionPlan) -> tuple[Detection, ...] | None:
+    def _unchanged(self, plan: RegionPlan,
+                   recent: Sequence[RecentTrack]) -> tuple[Detection, ...] | None:
         """The camera's last detections, if nothing in the picture moved since (the model
-        would find the same) and they are younger than ``still_recheck_s``; else None."""
+        would find the same), they are younger than ``still_recheck_s``, and every recent
+        track is an event already (kept boxes must not confirm a one-off false detection);
+        else None."""
         motion = plan.frame.motion
         if motion is None or motion.regions or not plan.crops:
+            return None
+        if not all(track.confirmed for track in recent):
             return None
         last = self._last_inferred.get(plan.frame.camera)
         if last is None or plan.frame.monotonic - last[0] >= self._config.still_recheck_s:

@@ -32,7 +32,7 @@ from monitor.temporal.checkpoint import Checkpoint
 from monitor.temporal.deciders import make_decider
 from monitor.ingest.motion import MotionDetector, combine
 from monitor.track.bytetrack import ByteTracker
-from monitor.types import Alert, AlertType, Box, Frame, Motion
+from monitor.types import Alert, AlertType, Frame, Motion
 
 log = logging.getLogger(__name__)
 
@@ -165,19 +165,15 @@ def evaluate_clip(
         )
     pending: list[Frame] = []
     read = 0
-    last_seen: dict[int, tuple[Box, float]] = {}
     memory_s = config.detector.regions.track_memory_s
-
-    def recent(_camera: str, now: float) -> list[Box]:
-        return [box for box, seen in last_seen.values() if now - seen <= memory_s]
-
-    regional = RegionDetector(detector, config.detector.regions, recent)
+    # Every decider's pipeline sees the same tracks and confirms them alike: ask the first.
+    first = pipelines[deciders[0]]
+    regional = RegionDetector(detector, config.detector.regions,
+                              lambda _camera, now: first.recent_tracks(now, memory_s))
 
     def flush() -> None:
         for detections in regional.detect(pending):
             tracks = tracker.update(detections)
-            for track in tracks.items:
-                last_seen[track.track_id] = (track.detection.box, tracks.frame.monotonic)
             result.detected_frames += 1
             result.detections += len(detections.items)
             result.fall_boxes += sum(d.class_name == "Fall" for d in detections.items)

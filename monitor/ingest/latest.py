@@ -7,9 +7,11 @@ unconsumed one, and the replaced frame is counted as dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
+from monitor.ingest.motion import combine
 from monitor.types import Frame
 
 
@@ -36,10 +38,16 @@ class LatestFrame:
         self._on_put = on_put
 
     def put(self, frame: Frame) -> None:
-        """Offer the newest frame; an unconsumed older frame is replaced and counted as dropped."""
+        """Offer the newest frame; an unconsumed older frame is replaced and counted as dropped.
+
+        What moved in the replaced frame is carried into the new one: the detector must still
+        look there even though it never saw that frame.
+        """
         with self._lock:
             if self._frame is not None:
                 self._dropped += 1
+                moved = combine(self._frame.motion, frame.motion, first=False)
+                frame = dataclasses.replace(frame, motion=moved)
             self._frame = frame
         if self._on_put is not None:
             self._on_put()
