@@ -47,7 +47,8 @@ class LatestFrame:
             if self._frame is not None:
                 self._dropped += 1
                 moved = combine(self._frame.motion, frame.motion, first=False)
-                frame = dataclasses.replace(frame, motion=moved)
+                if moved != frame.motion:  # copy only when there is something to carry
+                    frame = dataclasses.replace(frame, motion=moved)
             self._frame = frame
         if self._on_put is not None:
             self._on_put()
