@@ -96,7 +96,7 @@ class RegionsConfig(_Strict):
         "leading edge is the edge of the changed area.",
     )
     track_margin: float = Field(
-        0.5, ge=0, le=4, description="The same for the box of a recently seen person: they "
+        0.25, ge=0, le=4, description="The same for the box of a recently seen person: they "
         "may have moved since, and a box the crop cut short must not shrink the next crop.",
     )
     min_size_px: int = Field(

@@ -118,6 +118,8 @@ class DaemonRun:
         cpu_s: the process's CPU seconds (all threads) in the window.
         machine_cpu_s: every process's CPU seconds in the window (noise check), None off Linux.
         peak_rss_mb: the process's peak resident memory (includes start-up), MiB.
+        detect_fps: frames per second each camera offered to the detector (its cap).
+        model: the detector model the daemon ran.
         cameras: per camera counts.
         inputs: detector calls by input shape.
         inference_s: seconds inside the model.
@@ -135,6 +137,8 @@ class DaemonRun:
     cpu_s: float
     machine_cpu_s: float | None
     peak_rss_mb: float
+    detect_fps: float
+    model: str
     cameras: tuple[DaemonCamera, ...]
     inputs: tuple[InputShape, ...]
     inference_s: float
@@ -305,6 +309,8 @@ def run_daemon(
         machine_cpu_s=(machine1 - machine0) if machine0 is not None and machine1 is not None
         else None,
         peak_rss_mb=peak_mb,
+        detect_fps=config.cameras[0].detect_fps,
+        model=config.detector.model,
         cameras=_camera_deltas(before, after),
         inputs=_input_deltas(before, after),
         inference_s=_inference_delta(before, after),
