@@ -108,8 +108,8 @@ def test_bench_runs_and_its_numbers_agree(footage: Path, broker: Broker, tmp_pat
     assert sum(s["calls"] for s in raw["inputs"]) > 0
     assert report["limits"]["decode"]["cpu_ms_per_frame"] > 0
     assert len(report["limits"]["inference"]["rows"]) >= 1
-    if raw["alerts"]:
-        assert 0 <= monitor["latency_p50_s"] <= monitor["latency_p95_s"]
+    assert raw["alerts"] > 0  # vtest's walkers are confirmed within a second
+    assert 0 <= monitor["latency_p50_s"] <= monitor["latency_p95_s"]
     naive = report["naive"]
     assert len(naive["cameras"]) == 2 and naive["processed_fps"] > 0
     assert naive["realtime_cameras"] == pytest.approx(min(2, naive["processed_fps"] / fps))

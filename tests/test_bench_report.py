@@ -1,0 +1,76 @@
+"""The bench's arithmetic on hand-made measurements: when a run counts as real time, what the
+naive loop's figure is, and the overhead over the limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.bench.runner import BenchSettings, format_table, summarise
+
+SETTINGS = BenchSettings(cameras=2, scene="busy", footage=Path("vtest.avi"), seconds=10.0,
+                         config=None, mqtt_host="127.0.0.1", mqtt_port=1883, naive=True,
+                         cache_dir=Path("cache"))
+
+
+def camera(name: str, *, read: int = 100, offered: int = 50, dropped: int = 0) -> dict[str, Any]:
+    inferred = offered - dropped
+    return {"camera": name, "frames_read": read, "frames_offered": offered,
+            "frames_dropped": dropped, "inferred_whole": 0, "inferred_regions": inferred - 10,
+            "skipped_still": 5, "held_still": 5}
+
+
+def daemon(cameras: list[dict[str, Any]], p95: float | None = 0.4) -> dict[str, Any]:
+    return {"wall_s": 10.0, "cpu_s": 12.0, "machine_cpu_s": 12.5, "peak_rss_mb": 900.0,
+            "detect_fps": 5.0, "model": "m", "cameras": cameras,
+            "inputs": [{"batch": 1, "height": 224, "width": 640, "calls": 100}],
+            "inference_s": 6.0, "alerts": 3 if p95 is not None else 0,
+            "latency_p50_s": p95 and p95 / 2, "latency_p95_s": p95, "latency_max_s": p95,
+            "since_first_seen_p50_s": None, "since_first_seen_p95_s": None,
+            "thread_cpu_s": {"detector": 11.0}, "timeline": []}
+
+
+NAIVE = {"wall_s": 10.0, "cpu_s": 20.0, "peak_rss_mb": 1200.0, "model": "best.pt",
+         "cameras": [{"camera": f"cam{i}", "frames_processed": 30, "latency_p50_s": 2.0,
+                      "latency_p95_s": 4.0, "latency_last_s": 5.0} for i in (1, 2)],
+         "timeline": []}
+LIMITS = {"decode": {"cpu_ms_per_frame": 1.0},
+          "inference": {"rows": [{"batch": 1, "height": 224, "width": 640, "wall_ms": 40.0,
+                                  "cpu_ms": 80.0}]}}
+
+
+def test_keeping_up_with_every_camera_is_real_time_and_the_ratio_follows() -> None:
+    report = summarise(SETTINGS, "vtest.avi", 10.0, daemon([camera("cam1"), camera("cam2")]),
+                       NAIVE, LIMITS)
+    assert report["monitor"]["realtime_cameras"] == 2.0
+    assert report["naive"]["realtime_cameras"] == pytest.approx(0.6)  # 6 fps of 10
+    assert report["ratio_realtime_cameras"] == pytest.approx(2.0 / 0.6)
+    # Limit: 200 frames x 1 ms + 100 calls x 80 ms = 8.2 CPU-s; the daemon used 12.
+    assert report["monitor"]["limit_cpu_s"] == pytest.approx(8.2)
+    assert report["monitor"]["overhead_over_limit"] == pytest.approx(12.0 / 8.2 - 1)
+    assert "real-time cameras" in format_table(report)
+
+
+def test_dropping_due_frames_counts_only_the_frames_served() -> None:
+    busy = [camera("cam1", dropped=10), camera("cam2", dropped=10)]  # 20% of due frames
+    report = summarise(SETTINGS, "vtest.avi", 10.0, daemon(busy), NAIVE, LIMITS)
+    assert report["monitor"]["realtime_cameras"] == pytest.approx(1.6)
+
+
+def test_slow_alerts_or_no_alerts_are_not_real_time() -> None:
+    cameras = [camera("cam1"), camera("cam2")]
+    late = summarise(SETTINGS, "vtest.avi", 10.0, daemon(cameras, p95=1.5), NAIVE, LIMITS)
+    unmeasured = summarise(SETTINGS, "vtest.avi", 10.0, daemon(cameras, p95=None), NAIVE, LIMITS)
+    assert late["monitor"]["realtime_cameras"] == 0.0
+    assert unmeasured["monitor"]["realtime_cameras"] == 0.0
+    assert "latency unmeasured" in format_table(unmeasured)
+
+
+def test_shapes_that_were_not_timed_are_priced_per_pixel() -> None:
+    run = daemon([camera("cam1"), camera("cam2")])
+    run["inputs"].append({"batch": 1, "height": 448, "width": 640, "calls": 10})
+    report = summarise(SETTINGS, "vtest.avi", 10.0, run, NAIVE, LIMITS)
+    # 10 calls of twice the pixels at the timed shape's cost per pixel: 10 x 160 ms more.
+    assert report["monitor"]["limit_cpu_s"] == pytest.approx(8.2 + 1.6)
