@@ -3,6 +3,7 @@ snapshots -> sink."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Protocol
 
@@ -61,6 +62,8 @@ class CameraPipeline:
             if self._closed:
                 return
             tracks = self._tracker.update(detections)
+            if detections.held:
+                tracks = dataclasses.replace(tracks, held=True)
             self.detections += len(detections.items)
             self._process_tracks(tracks)
 
@@ -71,8 +74,7 @@ class CameraPipeline:
             for track_id, (_, seen) in list(self._last_seen.items()):
                 if now_monotonic - seen > within_s:
                     del self._last_seen[track_id]
-            return tuple(RecentTrack(box, self.lifecycle.is_confirmed(track_id))
-                         for track_id, (box, _) in self._last_seen.items())
+            return tuple(RecentTrack(box) for box, _ in self._last_seen.values())
 
     def process_tracks(self, tracks: Tracks) -> None:
         """Run the stages after the tracker (``monitor eval`` tracks once, decides three ways)."""

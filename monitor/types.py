@@ -95,10 +95,16 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class Detections:
-    """Everything the detector found in one frame, routed back to the frame's camera."""
+    """Everything the detector found in one frame, routed back to the frame's camera.
+
+    Attributes:
+        held: not inferred: nothing moved since the camera's last inferred frame, whose
+            detections these are. They keep tracks and events alive but confirm nothing.
+    """
 
     frame: Frame
     items: tuple[Detection, ...]
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +122,18 @@ class RecentTrack:
 
     Attributes:
         box: its last box.
-        confirmed: it is an event already (confirmation must come from the model, never from
-            boxes kept while nothing moved).
     """
 
     box: Box
-    confirmed: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Tracks:
-    """The tracker's view of one frame: the tracks seen in it."""
+    """The tracker's view of one frame: the tracks seen in it (``held``: see ``Detections``)."""
 
     frame: Frame
     items: tuple[Track, ...]
+    held: bool = False
 
 
 class EventKind(str, enum.Enum):

@@ -57,7 +57,7 @@ def test_region_detection_finds_the_people_whole_frames_show(footage: Path) -> N
         frame = Frame("cam1", index, image, datetime.now(UTC), index / 10, pending)
         whole = model.detect([frame])[0]
         regions = regional.detect([frame])[0]
-        recent = [RecentTrack(d.box, False) for d in regions.items]
+        recent = [RecentTrack(d.box) for d in regions.items]
         wanted: list[Detection] = [d for d in whole.items if d.score >= 0.5]
         for person in wanted:
             if any(iou(person.box, d.box) >= 0.5 for d in regions.items if d.score >= 0.3):

@@ -154,7 +154,7 @@ def test_nothing_moving_and_no_recent_track_is_skipped() -> None:
 
 def test_a_still_recent_track_is_looked_at_again() -> None:
     track = Box(300, 200, 340, 300)
-    plan = plan_regions(frame(background(), Motion((), 0.0)), [RecentTrack(track, False)],
+    plan = plan_regions(frame(background(), Motion((), 0.0)), [RecentTrack(track)],
                         RegionsConfig())
     assert plan.crops is not None and len(plan.crops) == 1
     crop = plan.crops[0]
@@ -287,7 +287,7 @@ def test_people_keep_their_boxes_while_nothing_moves_and_are_looked_at_again_lat
     person = Box(300, 200, 341, 301)
     model = BlobDetector()
     detector = RegionDetector(model, RegionsConfig(still_recheck_s=2.0),
-                              lambda camera, now: (RecentTrack(person, True),))
+                              lambda camera, now: (RecentTrack(person),))
     moving = Motion((person,), 0.01)
     still = Motion((), 0.0)
 
@@ -302,20 +302,42 @@ def test_people_keep_their_boxes_while_nothing_moves_and_are_looked_at_again_lat
     assert stats.held == {"cam1": 3} and stats.regions == {"cam1": 2}
 
 
-def test_boxes_are_not_kept_for_a_track_that_is_not_an_event_yet() -> None:
-    # A one-off false detection must be confirmed by the model, not by copies of itself.
+def test_kept_boxes_are_marked_held() -> None:
     image = with_people(background(), (300, 200))
     person = Box(300, 200, 341, 301)
     model = BlobDetector()
-    detector = RegionDetector(model, RegionsConfig(),
-                              lambda camera, now: (RecentTrack(person, False),))
-    detector.detect([frame(image, Motion((person,), 0.01), t=0.0)])
-    detector.detect([frame(image, Motion((), 0.0), t=0.2)])
-    assert len(model.calls) == 2 and detector.stats().held == {}
+    detector = RegionDetector(model, RegionsConfig(), lambda camera, now: (RecentTrack(person),))
+    inferred = detector.detect([frame(image, Motion((person,), 0.01), t=0.0)])[0]
+    held = detector.detect([frame(image, Motion((), 0.0), t=0.2)])[0]
+    assert not inferred.held and held.held and held.items == inferred.items
+    assert len(model.calls) == 1
+
+
+def test_held_sightings_keep_an_event_alive_but_confirm_nothing() -> None:
+    # A one-off false detection must be confirmed by the model, not by copies of itself.
+    from monitor.config import EventsConfig
+    from monitor.events.lifecycle import EventLifecycle
+    from monitor.types import Track, Tracks
+
+    config = EventsConfig(confirm_frames=3, end_after_s=2.0)
+    lifecycle = EventLifecycle("cam1", ["person"], [], config)
+    seen = Detection(Box(300, 200, 341, 301), 0.9, "person", "Normal")
+
+    def feed(t: float, held: bool) -> list[str]:
+        tracks = Tracks(frame(background(), None, t=t), (Track("cam1", 1, seen),), held=held)
+        return [a.type.value for a in lifecycle.update(tracks)]
+
+    assert feed(0.0, held=False) == []
+    assert [feed(t, held=True) for t in (0.2, 0.4, 0.6)] == [[], [], []]
+    assert not lifecycle.is_confirmed(1)  # three kept copies did not confirm it
+    assert feed(0.8, held=False) == [] and feed(1.0, held=False) == ["start"]
+    # Confirmed: held sightings keep it open well past end_after_s.
+    assert all(feed(1.0 + 0.5 * i, held=True) == [] for i in range(1, 9))
+    assert lifecycle.is_confirmed(1)
 
 
 def test_a_recent_track_outside_the_frame_does_not_break_the_round() -> None:
-    gone = RecentTrack(Box(2000, 1500, 2100, 1700), True)  # from before the stream shrank
+    gone = RecentTrack(Box(2000, 1500, 2100, 1700))  # from before the stream shrank
     plan = plan_regions(frame(background(), Motion((), 0.0)), [gone], RegionsConfig())
     assert plan.crops is None  # nothing left to crop: look at the whole frame
 

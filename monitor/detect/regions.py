@@ -168,9 +168,9 @@ class RegionDetector:
         by_shape: dict[tuple[int, ...], list[int]] = {}
         jobs = []
         inferred = [False] * len(plans)
-        for index, (plan, recent) in enumerate(zip(plans, recents, strict=True)):
+        for index, plan in enumerate(plans):
             camera = plan.frame.camera
-            held = self._unchanged(plan, recent)
+            held = self._unchanged(plan)
             inferred[index] = held is None and not plan.skipped
             if held is not None:
                 found[index].extend(held)
@@ -196,21 +196,18 @@ class RegionDetector:
                 found[owner].extend(mapped)
         answers = []
         for plan, boxes, was_inferred in zip(plans, found, inferred, strict=True):
-            answers.append(Detections(plan.frame, tuple(boxes)))
+            answers.append(Detections(plan.frame, tuple(boxes), held=not was_inferred
+                                      and not plan.skipped))
             if was_inferred:
                 self._last_inferred[plan.frame.camera] = (plan.frame.monotonic, tuple(boxes))
         return answers
 
-    def _unchanged(self, plan: RegionPlan,
-                   recent: Sequence[RecentTrack]) -> tuple[Detection, ...] | None:
+    def _unchanged(self, plan: RegionPlan) -> tuple[Detection, ...] | None:
         """The camera's last detections, if nothing in the picture moved since (the model
-        would find the same), they are younger than ``still_recheck_s``, and every recent
-        track is an event already (kept boxes must not confirm a one-off false detection);
-        else None."""
+        would find the same) and they are younger than ``still_recheck_s``; else None. They
+        go on marked ``held``: they keep tracks alive but confirm no event."""
         motion = plan.frame.motion
         if motion is None or motion.regions or not plan.crops:
-            return None
-        if not all(track.confirmed for track in recent):
             return None
         last = self._last_inferred.get(plan.frame.camera)
         if last is None or plan.frame.monotonic - last[0] >= self._config.still_recheck_s:

@@ -149,8 +149,12 @@ class EventLifecycle:
         alerts: list[Alert] = []
         self._frame_size = (tracks.frame.width, tracks.frame.height)
         for track in tracks.items:
-            if track.detection.label in self._labels:
-                alerts.extend(self._observe(track, tracks.frame))
+            if track.detection.label not in self._labels:
+                continue
+            if tracks.held and not self.is_confirmed(track.track_id):
+                # A kept box says "still there", not "seen again": confirmation needs the model.
+                continue
+            alerts.extend(self._observe(track, tracks.frame))
         alerts.extend(self.expire(tracks.frame.monotonic))
         return alerts
 
