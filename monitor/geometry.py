@@ -31,3 +31,12 @@ def merge_overlapping(boxes: Sequence[Box]) -> list[Box]:
             if changed:
                 break
     return merged
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes, 0..1 (0 when either has no area)."""
+    width = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    height = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    shared = width * height
+    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - shared
+    return shared / union if union > 0 else 0.0

@@ -19,21 +19,15 @@ import pytest
 from monitor.config import DetectorConfig, MotionConfig, RegionsConfig
 from monitor.detect.regions import RegionDetector
 from monitor.detect.yolo import YoloDetector
+from monitor.geometry import iou
 from monitor.ingest.motion import MotionDetector, combine
-from monitor.types import Box, Detection, Frame, RecentTrack
+from monitor.types import Detection, Frame, RecentTrack
 from tests.fixtures.broker import Broker
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 BENCH_SECONDS = 8
 
-
-def iou(a: Box, b: Box) -> float:
-    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    inter = w * h
-    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def test_region_detection_finds_the_people_whole_frames_show(footage: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 import monitor.bench.footage as footage_module
 from monitor.bench.footage import QuietScene, QuietSceneSettings, make_quiet_scene, quiet_scene
+from monitor.geometry import iou
 from monitor.synth.background import median_background
 from monitor.synth.crops import CropSettings, foreground_mask
 from monitor.synth.settings import SynthSettings
@@ -250,10 +251,3 @@ def test_real_detector_sees_the_walkers_and_no_one_else(made: Made, background: 
         # 0.5: vtest's stone by the path is a "person" of about 0.3 in noisy empty frames too
         assert walkers(made.frames[index], 0.5) == [], f"someone in the empty frame {index}"
 
-
-def iou(a: Box, b: Box) -> float:
-    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    inter = w * h
-    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
-    return inter / union if union > 0 else 0.0

@@ -12,7 +12,8 @@ import pytest
 from monitor.config import DetectorConfig
 from monitor.detect.export import ExportError, export_model
 from monitor.detect.yolo import DetectorError, YoloDetector, backend_of
-from monitor.types import Box, Detections, Frame
+from monitor.geometry import iou
+from monitor.types import Detections, Frame
 
 MODEL = "fall_detection/models/best.pt"
 SAMPLE_INDICES = (40, 220, 400, 580, 780)  # spread through vtest.avi's 795 frames
@@ -154,13 +155,6 @@ def detectors(exports: dict[str, Path]) -> dict[str, YoloDetector]:
 def results(detectors: dict[str, YoloDetector], frames: list[Frame]) -> dict[str, list[Detections]]:
     return {backend: detector.detect(frames) for backend, detector in detectors.items()}
 
-
-def iou(a: Box, b: Box) -> float:
-    width = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    height = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    overlap = width * height
-    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - overlap
-    return overlap / union if union > 0 else 0.0
 
 
 def assert_finds_the_same(

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from monitor.events.zones import Zone
+from monitor.geometry import iou
 from monitor.synth import SynthSettings, generate_clips
 from monitor.synth.annotate import feet_in_zone
 from monitor.synth.assets import load_or_build
@@ -550,10 +551,3 @@ def test_real_detector_sees_the_fallen_person(footage: Path, tmp_path: Path) -> 
     assert checked >= 10
     assert found / checked >= 0.8, f"lying person found in {found} of {checked} frames"
 
-
-def iou(a: Box, b: Box) -> float:
-    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    inter = w * h
-    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
-    return inter / union if union > 0 else 0.0
