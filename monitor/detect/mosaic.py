@@ -136,8 +136,11 @@ def unpack(canvas: Canvas, found: Sequence[Detection]) -> dict[int, list[Detecti
                 x2 = min(box.x2, tile.x + tile.width) - tile.x
                 y2 = min(box.y2, tile.y + tile.height) - tile.y
                 crop = tile.crop
+                # The tile's size was rounded to whole pixels: clip to the crop again, or a box
+                # on the frame's edge would end a fraction of a pixel outside the frame.
                 mapped = Box(crop.x1 + x1 / tile.scale, crop.y1 + y1 / tile.scale,
-                             crop.x1 + x2 / tile.scale, crop.y1 + y2 / tile.scale)
+                             min(crop.x2, crop.x1 + x2 / tile.scale),
+                             min(crop.y2, crop.y1 + y2 / tile.scale))
                 result.setdefault(tile.owner, []).append(
                     Detection(mapped, detection.score, detection.label, detection.class_name)
                 )
