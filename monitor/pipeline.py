@@ -10,7 +10,7 @@ from typing import Protocol
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.snapshot import SnapshotWriter
 from monitor.temporal.deciders import BehaviourDecider, TrackView
-from monitor.types import Alert, AlertType, Box, Detections, RecentTrack, Tracks
+from monitor.types import Alert, AlertType, Box, Detections, Tracks
 
 
 class Tracker(Protocol):
@@ -67,14 +67,14 @@ class CameraPipeline:
             self.detections += len(detections.items)
             self._process_tracks(tracks)
 
-    def recent_tracks(self, now_monotonic: float, within_s: float) -> tuple[RecentTrack, ...]:
-        """The tracks seen within ``within_s`` before ``now_monotonic``: where the detector
+    def recent_tracks(self, now_monotonic: float, within_s: float) -> tuple[Box, ...]:
+        """Last boxes of the tracks seen within ``within_s`` before ``now_monotonic``: where the detector
         must look again even if nothing moves there."""
         with self._lock:
             for track_id, (_, seen) in list(self._last_seen.items()):
                 if now_monotonic - seen > within_s:
                     del self._last_seen[track_id]
-            return tuple(RecentTrack(box) for box, _ in self._last_seen.values())
+            return tuple(box for box, _ in self._last_seen.values())
 
     def process_tracks(self, tracks: Tracks) -> None:
         """Run the stages after the tracker (``monitor eval`` tracks once, decides three ways)."""

@@ -117,17 +117,6 @@ class Track:
 
 
 @dataclass(frozen=True, slots=True)
-class RecentTrack:
-    """Where a camera's track was last seen, for the detector to look there again.
-
-    Attributes:
-        box: its last box.
-    """
-
-    box: Box
-
-
-@dataclass(frozen=True, slots=True)
 class Tracks:
     """The tracker's view of one frame: the tracks seen in it (``held``: see ``Detections``)."""
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from monitor.types import Box, Detection, Detections, Frame, Track, Tracks
@@ -39,3 +42,16 @@ def make_tracks(t: float, *tracks: tuple[int, Detection], camera: str = "cam1") 
 
 def make_detections(t: float, *detections: Detection, camera: str = "cam1") -> Detections:
     return Detections(make_frame(t, camera=camera), tuple(detections))
+
+
+def read_video(path: Path) -> Iterator[np.ndarray]:
+    """Every frame of a video file, in order."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield image
+    finally:
+        capture.release()

@@ -21,7 +21,7 @@ from monitor.detect.regions import RegionDetector
 from monitor.detect.yolo import YoloDetector
 from monitor.geometry import iou
 from monitor.ingest.motion import MotionDetector, combine
-from monitor.types import Detection, Frame, RecentTrack
+from monitor.types import Box, Detection, Frame
 from tests.fixtures.broker import Broker
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -36,7 +36,7 @@ def test_region_detection_finds_the_people_whole_frames_show(footage: Path) -> N
     regions too, while the model is given far fewer pixels."""
     model = YoloDetector(DetectorConfig())
     model.warm_up()
-    recent: list[RecentTrack] = []
+    recent: list[Box] = []
     regional = RegionDetector(model, RegionsConfig(), lambda camera, now: recent)
     motion = MotionDetector(MotionConfig())
     capture = cv2.VideoCapture(str(footage))
@@ -51,7 +51,7 @@ def test_region_detection_finds_the_people_whole_frames_show(footage: Path) -> N
         frame = Frame("cam1", index, image, datetime.now(UTC), index / 10, pending)
         whole = model.detect([frame])[0]
         regions = regional.detect([frame])[0]
-        recent = [RecentTrack(d.box) for d in regions.items]
+        recent = [d.box for d in regions.items]
         wanted: list[Detection] = [d for d in whole.items if d.score >= 0.5]
         for person in wanted:
             if any(iou(person.box, d.box) >= 0.5 for d in regions.items if d.score >= 0.3):

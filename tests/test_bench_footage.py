@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from monitor.synth.crops import CropSettings, foreground_mask
 from monitor.synth.settings import SynthSettings
 from monitor.synth.video import FootageError, count_frames, read_frames, spread_indices
 from monitor.types import Box
+from tests.builders import read_video
 
 SHORT = QuietSceneSettings(seconds=8.0, walker_every_s=3.0)
 MASK = CropSettings()  # the foreground test the crops are cut with: blur, then 30 levels apart
@@ -34,18 +34,6 @@ class Made:
     frames: list[np.ndarray]
     progress: list[tuple[int, int]]
     mtime_ns: int
-
-
-def read_video(path: Path) -> Iterator[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                return
-            yield image
-    finally:
-        capture.release()
 
 
 @pytest.fixture(scope="module")

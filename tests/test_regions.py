@@ -21,7 +21,7 @@ from monitor.detect.regions import RegionDetector, plan_regions
 from monitor.geometry import merge_overlapping
 from monitor.ingest.motion import MotionDetector, combine
 from monitor.ingest.source import _Cadence
-from monitor.types import Box, Detection, Frame, Motion, RecentTrack
+from monitor.types import Box, Detection, Frame, Motion
 
 W, H = 768, 576
 PERSON = (40, 100)  # w, h in pixels
@@ -154,7 +154,7 @@ def test_nothing_moving_and_no_recent_track_is_skipped() -> None:
 
 def test_a_still_recent_track_is_looked_at_again() -> None:
     track = Box(300, 200, 340, 300)
-    plan = plan_regions(frame(background(), Motion((), 0.0)), [RecentTrack(track)],
+    plan = plan_regions(frame(background(), Motion((), 0.0)), [track],
                         RegionsConfig())
     assert plan.crops is not None and len(plan.crops) == 1
     crop = plan.crops[0]
@@ -287,7 +287,7 @@ def test_people_keep_their_boxes_while_nothing_moves_and_are_looked_at_again_lat
     person = Box(300, 200, 341, 301)
     model = BlobDetector()
     detector = RegionDetector(model, RegionsConfig(still_recheck_s=2.0),
-                              lambda camera, now: (RecentTrack(person),))
+                              lambda camera, now: (person,))
     moving = Motion((person,), 0.01)
     still = Motion((), 0.0)
 
@@ -306,7 +306,7 @@ def test_kept_boxes_are_marked_held() -> None:
     image = with_people(background(), (300, 200))
     person = Box(300, 200, 341, 301)
     model = BlobDetector()
-    detector = RegionDetector(model, RegionsConfig(), lambda camera, now: (RecentTrack(person),))
+    detector = RegionDetector(model, RegionsConfig(), lambda camera, now: (person,))
     inferred = detector.detect([frame(image, Motion((person,), 0.01), t=0.0)])[0]
     held = detector.detect([frame(image, Motion((), 0.0), t=0.2)])[0]
     assert not inferred.held and held.held and held.items == inferred.items
@@ -337,7 +337,7 @@ def test_held_sightings_keep_an_event_alive_but_confirm_nothing() -> None:
 
 
 def test_a_recent_track_outside_the_frame_does_not_break_the_round() -> None:
-    gone = RecentTrack(Box(2000, 1500, 2100, 1700))  # from before the stream shrank
+    gone = Box(2000, 1500, 2100, 1700)  # from before the stream shrank
     plan = plan_regions(frame(background(), Motion((), 0.0)), [gone], RegionsConfig())
     assert plan.crops is None  # nothing left to crop: look at the whole frame
 
@@ -361,3 +361,16 @@ def test_a_frame_replaced_in_the_slot_hands_its_motion_on() -> None:
     taken = slot.take()
     assert taken is not None and taken.motion is not None
     assert taken.motion.regions == (walker,) and slot.dropped == 1
+
+
+def test_boxes_mapped_back_never_leave_their_crop() -> None:
+    # 0.833 x 103 px rounds up to an 86 px tile, which maps back to 103.2 px: a box reaching the
+    # tile's right edge must still end at the crop's (here the frame's) edge.
+    image = background()
+    crop = Box(W - 103, 0, W, 100)
+    canvas = pack([CropJob(0, image, crop, 640 / 768)], 640, 16)[0]
+    (tile,) = canvas.tiles
+    edge = Detection(Box(tile.x + 40, tile.y, tile.x + tile.width, tile.y + 50), 0.9, "person",
+                     "Normal")
+    (mapped,) = unpack(canvas, [edge])[0]
+    assert mapped.box.x2 <= W and mapped.box.y2 <= 100

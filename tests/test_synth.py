@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from monitor.synth.plan import ClipSpec
 from monitor.synth.render import Placed, Pose, pose_box, render_frame
 from monitor.synth.video import spread_indices
 from monitor.types import Box
+from tests.builders import read_video
 
 WIDTH, HEIGHT, FAKE_FRAMES, FPS = 320, 240, 48, 10.0
 BoxList = list[tuple[float, float, float, float, float]]
@@ -163,18 +164,6 @@ def run_generator(footage: Path, background: np.ndarray, out_dir: Path, seed: in
 def generated(scene: tuple[Path, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Generated:
     footage, background = scene
     return run_generator(footage, background, tmp_path_factory.mktemp("clips"), seed=3)
-
-
-def read_video(path: Path) -> Iterator[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                return
-            yield image
-    finally:
-        capture.release()
 
 
 # --- background and crops ------------------------------------------------------------------------

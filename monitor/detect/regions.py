@@ -21,7 +21,7 @@ import numpy as np
 from monitor.config import RegionsConfig
 from monitor.detect.mosaic import CropJob, blank_canvas, canvas_heights, pack, unpack
 from monitor.geometry import merge_overlapping
-from monitor.types import Box, Detection, Detections, Frame, RecentTrack
+from monitor.types import Box, Detection, Detections, Frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +42,13 @@ class RegionPlan:
         return self.crops == ()
 
 
-def plan_regions(frame: Frame, recent_tracks: Sequence[RecentTrack],
+def plan_regions(frame: Frame, recent_tracks: Sequence[Box],
                  config: RegionsConfig) -> RegionPlan:
     """Decide what to infer in ``frame``.
 
     Args:
         frame: a frame due for detection, with the motion since the camera's previous one.
-        recent_tracks: this camera's tracks seen within ``track_memory_s``.
+        recent_tracks: last boxes of this camera's tracks seen within ``track_memory_s``.
         config: the ``[detector.regions]`` section.
 
     Returns:
@@ -63,8 +63,8 @@ def plan_regions(frame: Frame, recent_tracks: Sequence[RecentTrack],
         return RegionPlan(frame, None)
     grown = [_grow(box, config.margin, config.min_size_px, frame.width, frame.height)
              for box in frame.motion.regions]
-    grown += [_grow(t.box, config.track_margin, config.min_size_px, frame.width, frame.height)
-              for t in recent_tracks]
+    grown += [_grow(box, config.track_margin, config.min_size_px, frame.width, frame.height)
+              for box in recent_tracks]
     crops = merge_overlapping([box for box in grown if box.x1 < box.x2 and box.y1 < box.y2])
     if not crops:  # only boxes outside this frame (a stream that changed size)
         return RegionPlan(frame, None)
@@ -137,15 +137,15 @@ class RegionDetector:
     Args:
         detector: the model.
         config: the ``[detector.regions]`` section.
-        recent_tracks: (camera, now) -> that camera's tracks seen within ``track_memory_s``
-            (the pipelines know them).
+        recent_tracks: (camera, now) -> last boxes of that camera's tracks seen within
+            ``track_memory_s`` (the pipelines know them).
     """
 
     def __init__(
         self,
         detector: ImageDetector,
         config: RegionsConfig,
-        recent_tracks: Callable[[str, float], Sequence[RecentTrack]],
+        recent_tracks: Callable[[str, float], Sequence[Box]],
     ) -> None:
         self._detector = detector
         self._config = config
