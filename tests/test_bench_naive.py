@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from monitor.bench.limits import (
+    LimitsError,
     decode_limit,
     fit_image,
     inference_limit,
@@ -32,11 +33,15 @@ from monitor.bench.naive import (
     summarise,
 )
 from monitor.config import DetectorConfig
-from tests.fixtures.rtsp import RtspServer
+from tests.fixtures.rtsp import FOOTAGE_CAPS, RtspServer
 
 MODEL = DetectorConfig().model
 NAIVE_SECONDS = 6.0
 FOOTAGE_FPS = 10.0
+# The server stops after 2.4 s; the loop (~3 fps against 10) still has the frames it had
+# buffered by then to work through, ~8 s of them, before its read fails.
+STREAM_SECONDS = 12.0
+LOSE_AT_FRACTION = 0.2
 
 # --- pure helpers ------------------------------------------------------------------------------
 
@@ -125,6 +130,12 @@ def test_summarise_without_frames_has_no_latencies() -> None:
     assert counts.frames_processed == 0
     assert (counts.latency_p50_s, counts.latency_p95_s, counts.latency_max_s,
             counts.latency_last_s) == (None, None, None, None)
+
+
+def test_summarise_carries_when_the_stream_was_lost() -> None:
+    points = [TimelinePoint(1.0, "cam1", 0.5)]
+    assert summarise("cam1", 10.0, 50, points, 10.0, 0.1).stream_lost_at_s is None
+    assert summarise("cam1", 10.0, 50, points, 10.0, 0.1, 4.5).stream_lost_at_s == 4.5
 
 
 def test_summarise_with_nothing_in_the_last_part() -> None:
@@ -259,6 +270,31 @@ def test_naive_reads_a_stream(rtsp_server: RtspServer) -> None:
     assert all(p.latency_s >= 0 for p in run.timeline)
 
 
+@pytest.mark.slow
+@pytest.mark.integration
+def test_naive_records_a_lost_stream_as_its_result(footage: Path, gst_python: str) -> None:
+    server = RtspServer({"cam": footage}, caps=FOOTAGE_CAPS, python=gst_python)
+    server.start()
+
+    def stop_part_way(fraction: float) -> None:  # progress runs in the calling thread
+        if fraction >= LOSE_AT_FRACTION:
+            server.stop()
+
+    try:
+        run = run_naive(None, 1, STREAM_SECONDS, model=MODEL, source_url=server.url("cam"),
+                        progress=stop_part_way, progress_interval_s=0.2)
+    finally:
+        server.close()
+
+    (cam,) = run.cameras
+    assert cam.stream_lost_at_s is not None, cam
+    assert LOSE_AT_FRACTION * STREAM_SECONDS <= cam.stream_lost_at_s < STREAM_SECONDS, cam
+    assert cam.frames_processed >= 1 and cam.latency_p50_s is not None, cam
+    assert all(p.elapsed_s <= cam.stream_lost_at_s for p in run.timeline)
+    # The window runs to its end regardless: other cameras would have gone on.
+    assert run.wall_s == pytest.approx(STREAM_SECONDS, abs=0.5)
+
+
 def test_naive_rejects_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(NaiveRunError, match=r"missing\.avi: no such file"):
         run_naive(tmp_path / "missing.avi", 1, 1.0, model=MODEL)
@@ -278,6 +314,20 @@ def test_decode_limit(footage: Path) -> None:
     assert (limit.frames, limit.width, limit.height) == (50, 768, 576)
     assert limit.cpu_ms_per_frame > 0
     assert limit.fps > 0
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_decode_limit_reads_a_stream_at_its_pace(rtsp_server: RtspServer) -> None:
+    limit = decode_limit(rtsp_server.url("cam1"), 20)
+    assert (limit.frames, limit.width, limit.height) == (20, 768, 576)
+    assert limit.cpu_ms_per_frame > 0
+    assert limit.fps < 2 * FOOTAGE_FPS  # paced by the stream, not by the decoder
+
+
+def test_decode_limit_names_a_stream_it_cannot_open() -> None:
+    with pytest.raises(LimitsError, match=r"^rtsp://user:\*\*\*@127\.0\.0\.1:9/none: cannot be opened"):
+        decode_limit("rtsp://user:secret@127.0.0.1:9/none", 5)
 
 
 @pytest.mark.slow

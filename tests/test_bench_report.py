@@ -3,6 +3,8 @@ naive loop's figure is, and the overhead over the limits."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,8 @@ def daemon(cameras: list[dict[str, Any]], p95: float | None = 0.4) -> dict[str, 
 
 NAIVE = {"wall_s": 10.0, "cpu_s": 20.0, "peak_rss_mb": 1200.0, "model": "best.pt",
          "cameras": [{"camera": f"cam{i}", "frames_processed": 30, "latency_p50_s": 2.0,
-                      "latency_p95_s": 4.0, "latency_last_s": 5.0} for i in (1, 2)],
+                      "latency_p95_s": 4.0, "latency_last_s": 5.0, "stream_lost_at_s": None}
+                     for i in (1, 2)],
          "timeline": []}
 LIMITS = {"decode": {"cpu_ms_per_frame": 1.0},
           "inference": {"rows": [{"batch": 1, "height": 224, "width": 640, "wall_ms": 40.0,
@@ -51,6 +54,22 @@ def test_keeping_up_with_every_camera_is_real_time_and_the_ratio_follows() -> No
     assert report["monitor"]["limit_cpu_s"] == pytest.approx(8.2)
     assert report["monitor"]["overhead_over_limit"] == pytest.approx(12.0 / 8.2 - 1)
     assert "real-time cameras" in format_table(report)
+
+
+def test_a_stream_the_naive_loop_lost_shows_with_its_time() -> None:
+    live = dataclasses.replace(SETTINGS, source_url="rtsp://user:pw@cam.example/live")
+    naive = copy.deepcopy(NAIVE)
+    naive["cameras"][1]["stream_lost_at_s"] = 7.4
+    report = summarise(live, live.source_url, 10.0, daemon([camera("cam1"), camera("cam2")]),
+                       naive, LIMITS)
+    table = format_table(report)
+    assert "rtsp://user:***@cam.example/live" in table and "pw" not in table
+    lost_column = {line.split()[0]: line.split()[-1] for line in table.splitlines()
+                   if line.startswith(("cam1 ", "cam2 ")) and len(line.split()) == 6}
+    assert lost_column == {"cam1": "never", "cam2": "7"}
+    # A file cannot be lost: the column is left out.
+    assert "stream lost" not in format_table(summarise(SETTINGS, "vtest.avi", 10.0,
+                                                       daemon([camera("cam1")]), NAIVE, LIMITS))
 
 
 def test_dropping_due_frames_counts_only_the_frames_served() -> None:

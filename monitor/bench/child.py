@@ -62,7 +62,7 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
         from monitor.bench.runner import DECODE_LIMIT_FRAMES, INFERENCE_LIMIT_REPEATS, LIMIT_IMAGES
         from monitor.detect.yolo import YoloDetector
 
-        decode = decode_limit(scene, DECODE_LIMIT_FRAMES)
+        decode = decode_limit(url or scene, DECODE_LIMIT_FRAMES)  # what the daemon decoded
         if model is not None:  # the limits are those of the model the daemon ran
             detector = detector.model_copy(update={"model": model})
         loaded = YoloDetector(detector)

@@ -17,26 +17,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from monitor.config import mask_url
 from monitor.detect.worker import Detector
+from monitor.ingest.source import ensure_rtsp_capture_options
 from monitor.types import Frame
 
 
 class LimitsError(Exception):
-    """The video cannot be opened or read; one line naming the file."""
+    """The video cannot be opened or read; one line naming the file or stream."""
 
 
 @dataclass(frozen=True, slots=True)
 class DecodeLimit:
-    """Decoding speed of one file in one thread.
+    """Decoding cost of one file or stream in one thread.
 
     Attributes:
-        frames: frames decoded (the file looped as needed).
+        frames: frames decoded (a file looped as needed).
         width: frame width, pixels.
         height: frame height, pixels.
         wall_s: wall time of the decode, seconds.
         cpu_s: process CPU time of the decode (decoder threads included), seconds.
         cpu_ms_per_frame: ``cpu_s`` per frame, milliseconds.
-        fps: frames per wall second.
+        fps: frames per wall second (a stream's: its own frame rate, as it paces the reads).
     """
 
     frames: int
@@ -87,37 +89,45 @@ class InferenceLimit:
     rows: tuple[InferenceRow, ...]
 
 
-def _open(video: Path) -> cv2.VideoCapture:
+def _open(video: Path | str) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
-        raise LimitsError(f"{video}: cannot be opened as a video")
+        raise LimitsError(f"{mask_url(str(video))}: cannot be opened as a video")
     return capture
 
 
-def decode_limit(video: Path, frames: int) -> DecodeLimit:
+def decode_limit(video: Path | str, frames: int) -> DecodeLimit:
     """Decode ``frames`` frames of ``video`` as fast as possible in the calling thread.
 
-    The file starts over at its end. Opening it is not timed. OpenCV's FFmpeg backend may run
-    decoder threads of its own, as in the daemon's capture threads; their CPU time is counted.
+    A file starts over at its end. A stream (``rtsp://...``) is read as it comes, so its wall
+    time is the stream's and only the CPU time means anything: it includes receiving and
+    depacketising, which the daemon's capture threads do too. Opening is not timed. OpenCV's
+    FFmpeg backend may run decoder threads of its own, as in the daemon's capture threads;
+    their CPU time is counted.
 
     Args:
-        video: a video file.
+        video: a video file, or a stream URL.
         frames: frames to decode, >= 1.
 
     Returns:
         The decode cost and speed.
 
     Raises:
-        LimitsError: the file cannot be opened or yields no frame.
+        LimitsError: the source cannot be opened, yields no frame, or a stream ends early.
     """
     if frames < 1:
         raise ValueError(f"frames={frames}: expected >= 1")
+    live = "://" in str(video)
+    if live:
+        ensure_rtsp_capture_options()  # the daemon's transport, so the same work is measured
     capture = _open(video)
     try:
         width, height = 0, 0
         wall_start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(frames):
             ok, image = capture.read()
+            if not ok and live:
+                raise LimitsError(f"{mask_url(str(video))}: the stream ended or failed to read")
             if not ok:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 ok, image = capture.read()

@@ -58,6 +58,9 @@ class CameraCounts:
         latency_max_s: largest latency, seconds.
         latency_last_s: median latency of the frames finished in the last part of the window
             (``last_fraction``, 10 % by default), seconds: growth shows as last >> p50.
+        stream_lost_at_s: seconds into the window when a stream stopped giving frames (the
+            camera's loop ended there, as the user's would); None if it never did. A file
+            never ends: it is looped.
     """
 
     camera: str
@@ -68,6 +71,7 @@ class CameraCounts:
     latency_p95_s: float | None
     latency_max_s: float | None
     latency_last_s: float | None
+    stream_lost_at_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,7 @@ def summarise(
     points: Sequence[TimelinePoint],
     window_s: float,
     last_fraction: float,
+    stream_lost_at_s: float | None = None,
 ) -> CameraCounts:
     """One camera's counts and latency summary from its processed frames.
 
@@ -189,6 +194,7 @@ def summarise(
         points: its processed frames, in the order processed.
         window_s: length of the window, seconds.
         last_fraction: the final part of the window whose median latency is reported, 0..1.
+        stream_lost_at_s: when the camera's stream broke, seconds into the window; None if not.
 
     Returns:
         The summary; latencies are None when nothing was processed (and ``latency_last_s`` when
@@ -205,6 +211,7 @@ def summarise(
         latency_p95_s=percentile(latencies, 95) if latencies else None,
         latency_max_s=max(latencies) if latencies else None,
         latency_last_s=percentile(last, 50) if last else None,
+        stream_lost_at_s=stream_lost_at_s,
     )
 
 
@@ -287,6 +294,7 @@ class _Camera:
     origin: float | None = None
     points: list[TimelinePoint] = field(default_factory=list)
     error: str | None = None
+    stream_lost_at: float | None = None  # seconds into the window
 
 
 def _open(camera: _Camera) -> cv2.VideoCapture:
@@ -349,6 +357,15 @@ def _loop(camera: _Camera, model: Any, capture: cv2.VideoCapture, window: _Windo
             if window.stop.wait(max(0.0, arrival - time.monotonic())):
                 break
         ok, image = _read(capture, settings.live)
+        if not ok and settings.live:
+            # A loop minutes behind a live stream can lose it (a server may drop a client that
+            # reads too slowly): that is the naive loop's result, not a failure of the bench.
+            # The other cameras go on; this one's loop ends, as the user's would. A read that
+            # fails after the window (other cameras hanging up) is not part of the run.
+            failed_at = time.monotonic()
+            if failed_at <= window.end:
+                camera.stream_lost_at = failed_at - window.start
+            return
         if not ok:
             raise NaiveRunError(f"{settings.source} ended or failed to read")
         if camera.origin is None:  # a stream: real-time consumption is timed from its first frame
@@ -499,7 +516,7 @@ def _result(
     counts = tuple(
         summarise(s.name, s.fps,
                   frames_arrived(s.origin, s.fps, end) if s.origin is not None else 0,
-                  s.points, wall_s, last_fraction)
+                  s.points, wall_s, last_fraction, s.stream_lost_at)
         for s in states
     )
     timeline = sorted(

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; the daemon's machines have no display
 import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
 
+from monitor.config import mask_url  # noqa: E402
+
 
 def plot_report(report: dict[str, Any], out: Path) -> None:
     """Left: frames per second each side served, against what the cameras sent. Right: the
@@ -24,7 +26,9 @@ def plot_report(report: dict[str, Any], out: Path) -> None:
         values.append(naive["processed_fps"])
     left.bar(names, values, color=["#999999", "#2b7bba", "#86b6de", "#d95f02"][: len(values)])
     left.set_ylabel("frames per second, all cameras")
-    left.set_title(f"{cameras} camera(s), {Path(report['scene']).name}")
+    url = report["settings"].get("source_url")
+    scene = mask_url(url) if url else Path(report["scene"]).name
+    left.set_title(f"{cameras} camera(s), {scene}")
     left.tick_params(axis="x", labelsize=8)
     if naive is not None:
         for camera in sorted({p["camera"] for p in naive["timeline"]}):
@@ -32,6 +36,11 @@ def plot_report(report: dict[str, Any], out: Path) -> None:
             right.plot([p["elapsed_s"] for p in points], [p["latency_s"] for p in points],
                        color="#d95f02", alpha=0.6, lw=1,
                        label="naive: frame latency" if camera == "cam1" else None)
+        lost = [r for r in naive["cameras"] if r.get("stream_lost_at_s") is not None]
+        for i, row in enumerate(lost):  # where a camera's stream broke, at its latency by then
+            last = [p["latency_s"] for p in naive["timeline"] if p["camera"] == row["camera"]]
+            right.scatter([row["stream_lost_at_s"]], [last[-1] if last else 0.0], marker="x",
+                          s=60, color="k", zorder=3, label="naive: stream lost" if i == 0 else None)
     timeline = report["daemon_raw"]["timeline"]
     right.scatter([p["elapsed_s"] for p in timeline], [p["latency_s"] for p in timeline],
                   s=10, color="#2b7bba", label="monitor: alert latency (confirming frame to MQTT)")

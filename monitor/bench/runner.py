@@ -120,7 +120,7 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None]) -> dict[str, 
     common = {"scene": str(scene), "source_url": settings.source_url, "model": settings.model,
               "cameras": settings.cameras, "seconds": settings.seconds,
               "config": str(settings.config) if settings.config else None}
-    say(f"1/3 monitor: {settings.cameras} camera(s) of {played} at {fps:g} fps, "
+    say(f"1/3 monitor: {settings.cameras} camera(s) of {mask_url(played)} at {fps:g} fps, "
         f"{settings.seconds:g} s")
     daemon = run_child("daemon", {**common, "mqtt_host": settings.mqtt_host,
                                   "mqtt_port": settings.mqtt_port}, say)
@@ -130,7 +130,7 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None]) -> dict[str, 
             f"{settings.seconds:g} s")
         naive = run_child("naive", common, say)
     shapes = sorted(daemon["inputs"], key=lambda s: -s["calls"])[:INFERENCE_LIMIT_SHAPES]
-    say(f"3/3 limits: decoding {DECODE_LIMIT_FRAMES} frames; the model alone on "
+    say(f"3/3 limits: decoding {DECODE_LIMIT_FRAMES} frames of {mask_url(played)}; the model alone on "
         f"{len(shapes)} input shape(s)")
     limits = run_child("limits", {**common, "shapes": [[s["batch"], s["height"], s["width"]]
                                                        for s in shapes]}, say)
@@ -206,6 +206,7 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
             "latency_p50_s": c["latency_p50_s"],
             "latency_p95_s": c["latency_p95_s"],
             "latency_last_s": c["latency_last_s"],
+            "stream_lost_at_s": c["stream_lost_at_s"],
         } for c in naive["cameras"]]
         naive_fps = sum(r["processed_fps"] for r in naive_rows)
         naive_cameras = min(len(naive_rows), naive_fps / fps)
@@ -247,8 +248,10 @@ def format_table(report: dict[str, Any]) -> str:
     """The report as a plain-text table (what the command prints)."""
     m = report["monitor"]
     fps = report["native_fps"]
+    url = report["settings"].get("source_url")
+    scene = mask_url(url) if url else Path(report["scene"]).name
     lines = [
-        f"scene {Path(report['scene']).name} at {fps:g} fps, "
+        f"scene {scene} at {fps:g} fps, "
         f"{len(m['cameras'])} camera(s); fps are frames per second of wall time",
         f"monitor: {Path(report['daemon_raw']['model']).name}, at most "
         f"{report['daemon_raw']['detect_fps']:g} detections per camera-second ([cameras] "
@@ -269,11 +272,14 @@ def format_table(report: dict[str, Any]) -> str:
                  f"{m['skipped_fps']:>9.2f}{'':>8}{m['dropped_share']:>9.1%}")
     naive = report.get("naive")
     if naive is not None:
-        lines += ["", f"{'naive':<10}{'processed':>10}{'lat p50':>10}{'lat p95':>10}{'lat end':>10}"]
+        live = report["settings"].get("source_url") is not None  # only a stream can be lost
+        lines += ["", f"{'naive':<10}{'processed':>10}{'lat p50':>10}{'lat p95':>10}{'lat end':>10}"
+                  + (f"{'stream lost at s':>18}" if live else "")]
         for r in naive["cameras"]:
             lines.append(f"{r['camera']:<10}{r['processed_fps']:>10.2f}"
                          f"{_s(r['latency_p50_s']):>10}{_s(r['latency_p95_s']):>10}"
-                         f"{_s(r['latency_last_s']):>10}")
+                         f"{_s(r['latency_last_s']):>10}"
+                         + (f"{_lost(r['stream_lost_at_s']):>18}" if live else ""))
         lines.append(f"{'all':<10}{naive['processed_fps']:>10.2f}")
     lines += [
         "",
@@ -314,6 +320,10 @@ def format_table(report: dict[str, Any]) -> str:
 
 def _pair(name: str, ours: str, theirs: str) -> str:
     return f"{name:<28}{ours:>12}{theirs:>12}"
+
+
+def _lost(at_s: float | None) -> str:
+    return "never" if at_s is None else f"{at_s:.0f}"
 
 
 def _s(value: float | None) -> str:
