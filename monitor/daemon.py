@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+import cv2
+
 from monitor.config import Config, mask_url
 from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
@@ -138,6 +140,8 @@ class Daemon:
 
     def _start(self) -> bool:
         """Start the stages in order; False when a stop signal came in before the last one."""
+        # Process-wide, like torch's threads: set before any stage calls OpenCV.
+        cv2.setNumThreads(self._config.daemon.opencv_threads)
         steps = (self._start_store, self._start_mqtt, self._start_detection, self._start_sources)
         for step in steps:
             if self._stop.is_set():

@@ -6,7 +6,7 @@ changed, so the inference worker can skip still frames and infer only the change
 
 Method: a blurred grey copy about ``width_px`` (160) pixels wide is compared with a
 running-average background (what Frigate and most NVRs do: robust to sensor noise and slow light
-changes; ~1.4 ms for a 768x576 frame). Changed pixels are grown a little and grouped into blobs; each blob large enough to
+changes). Changed pixels are grown a little and grouped into blobs; each blob large enough to
 be more than noise is a region.
 """
 
@@ -48,12 +48,14 @@ class MotionDetector:
         config = self.config
         height, width = image.shape[:2]
         # Shrink by a power of two: OpenCV's area averaging (which also averages sensor noise
-        # away) has a fast path for those, 0.6 ms on a 768x576 frame against 1.7 ms at 4.8x.
+        # away) has a fast path for those. Grey first: a third of the pixels to average, the
+        # same picture to a grey level (both steps are linear); 0.3 ms on a 768x576 frame
+        # against 0.56 ms colour first, and 1.7 ms at a 4.8x shrink.
         factor = 1 << max(0, int(width / config.width_px).bit_length() - 1)
         scale = 1.0 / factor
-        small = cv2.resize(image, (max(1, width // factor), max(1, height // factor)),
-                           interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        grey = cv2.resize(grey, (max(1, width // factor), max(1, height // factor)),
+                          interpolation=cv2.INTER_AREA)
         grey = cv2.GaussianBlur(grey, (config.blur_px, config.blur_px), 0)
         if self._background is None or self._background.shape != grey.shape:
             self._restart(grey)
