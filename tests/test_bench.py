@@ -19,7 +19,7 @@ import pytest
 from monitor.config import DetectorConfig, MotionConfig, RegionsConfig
 from monitor.detect.regions import RegionDetector
 from monitor.detect.yolo import YoloDetector
-from monitor.geometry import iou
+from monitor.geometry import iou, overlap
 from monitor.ingest.motion import MotionDetector, combine
 from monitor.types import Box, Detection, Frame
 from tests.fixtures.broker import Broker
@@ -32,8 +32,11 @@ BENCH_SECONDS = 8
 
 def test_region_detection_finds_the_people_whole_frames_show(footage: Path) -> None:
     """Every second frame of 16 s of vtest.avi, as the daemon at detect_fps 5 sees it: the
-    people the model finds in the whole frame (score >= 0.5) are found on the motion and track
-    regions too, while the model is given far fewer pixels."""
+    people the model finds in the whole frame (score >= 0.5) who have moved are found on the
+    motion and track regions too, while the model is given far fewer pixels. (A thing that
+    never moved is not looked for by design: vtest's yellow object on the lawn scores 0.51 as
+    a person in every whole frame, and is found on regions only if some motion once touched
+    it - which a grey level of rounding decides.)"""
     model = YoloDetector(DetectorConfig())
     model.warm_up()
     recent: list[Box] = []
@@ -42,17 +45,21 @@ def test_region_detection_finds_the_people_whole_frames_show(footage: Path) -> N
     capture = cv2.VideoCapture(str(footage))
     pending = None
     found = missed = 0
+    moved: list[Box] = []  # every motion region so far
     for index in range(160):
         ok, image = capture.read()
         assert ok
-        pending = combine(pending, motion.update(image), first=index % 2 == 1)
+        change = motion.update(image)
+        moved += change.regions if change is not None else ()
+        pending = combine(pending, change, first=index % 2 == 1)
         if index % 2:
             continue
         frame = Frame("cam1", index, image, datetime.now(UTC), index / 10, pending)
         whole = model.detect([frame])[0]
         regions = regional.detect([frame])[0]
         recent = [d.box for d in regions.items]
-        wanted: list[Detection] = [d for d in whole.items if d.score >= 0.5]
+        wanted: list[Detection] = [d for d in whole.items
+                                   if d.score >= 0.5 and any(overlap(d.box, m) for m in moved)]
         for person in wanted:
             if any(iou(person.box, d.box) >= 0.5 for d in regions.items if d.score >= 0.3):
                 found += 1
