@@ -18,6 +18,7 @@ from monitor.bench.limits import (
     decode_limit,
     fit_image,
     inference_limit,
+    paced_inference,
     sample_images,
     synthetic_image,
 )
@@ -328,6 +329,31 @@ def test_decode_limit_reads_a_stream_at_its_pace(rtsp_server: RtspServer) -> Non
 def test_decode_limit_names_a_stream_it_cannot_open() -> None:
     with pytest.raises(LimitsError, match=r"^rtsp://user:\*\*\*@127\.0\.0\.1:9/none: cannot be opened"):
         decode_limit("rtsp://user:secret@127.0.0.1:9/none", 5)
+
+
+@pytest.mark.slow
+def test_paced_inference_draws_the_daemons_mix(footage: Path) -> None:
+    from monitor.detect.yolo import YoloDetector
+
+    detector = YoloDetector(DetectorConfig())
+    detector.warm_up()
+    mix = [((1, 224, 640), 3), ((1, 320, 640), 1)]
+
+    paced = paced_inference(detector, mix, 8, 0.01, images=sample_images(footage, 2))
+
+    assert (paced.calls, paced.gap_ms) == (8, 10.0)
+    assert sum(n for *_, n in paced.drawn) == 8
+    assert {(b, h, w) for b, h, w, _ in paced.drawn} <= {shape for shape, _ in mix}
+    assert paced.wall_ms > 0 and paced.cpu_ms > 0
+
+
+@pytest.mark.parametrize(("calls", "gap_s", "mix"), [
+    (0, 0.0, [((1, 224, 640), 1)]), (1, -1.0, [((1, 224, 640), 1)]), (1, 0.0, []),
+    (1, 0.0, [((1, 224, 640), 0)]),
+])
+def test_paced_inference_rejects(calls: int, gap_s: float, mix: list) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        paced_inference(object(), mix, calls, gap_s)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow

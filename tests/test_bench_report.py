@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from monitor.bench.runner import BenchSettings, format_table, summarise
+from monitor.bench.runner import PACED_MAX_GAP_S, BenchSettings, daemon_gap_s, format_table, summarise
 
 SETTINGS = BenchSettings(cameras=2, scene="busy", footage=Path("vtest.avi"), seconds=10.0,
                          config=None, mqtt_host="127.0.0.1", mqtt_port=1883, naive=True,
@@ -93,3 +93,28 @@ def test_shapes_that_were_not_timed_are_priced_per_pixel() -> None:
     report = summarise(SETTINGS, "vtest.avi", 10.0, run, NAIVE, LIMITS)
     # 10 calls of twice the pixels at the timed shape's cost per pixel: 10 x 160 ms more.
     assert report["monitor"]["limit_cpu_s"] == pytest.approx(8.2 + 1.6)
+
+
+def test_the_paced_limit_prices_calls_as_the_daemon_made_them() -> None:
+    # 10 calls of the one shape cost 96 CPU-ms each with the daemon's gaps, 80 back to back.
+    paced = {"calls": 10, "gap_ms": 40.0, "wall_ms": 45.0, "cpu_ms": 96.0,
+             "drawn": [[1, 224, 640, 10]]}
+    report = summarise(SETTINGS, "vtest.avi", 10.0, daemon([camera("cam1"), camera("cam2")]),
+                       NAIVE, {**LIMITS, "paced": paced})
+    result = report["monitor"]["paced"]
+    assert result["back_to_back_cpu_ms_per_call"] == pytest.approx(80.0)
+    assert result["runtime_cost_of_the_pattern"] == pytest.approx(0.2)
+    # 200 frames x 1 ms + 100 calls x 96 ms = 9.8 CPU-s; the daemon used 12.
+    assert result["limit_cpu_s"] == pytest.approx(9.8)
+    assert result["overhead_over_limit"] == pytest.approx(12.0 / 9.8 - 1)
+    assert "96 CPU-ms a call against 80 back to back (+20%)" in format_table(report)
+    assert summarise(SETTINGS, "vtest.avi", 10.0, daemon([camera("cam1")]), NAIVE,
+                     {**LIMITS, "paced": None})["monitor"]["paced"] is None
+
+
+def test_the_daemon_gap_is_its_idle_time_per_call_within_bounds() -> None:
+    run = daemon([camera("cam1")])  # 10 s, 6 s inferring, 100 calls
+    assert daemon_gap_s(run) == pytest.approx(0.04)
+    assert daemon_gap_s({**run, "inputs": [{"batch": 1, "height": 64, "width": 640, "calls": 1}]}) \
+        == PACED_MAX_GAP_S
+    assert daemon_gap_s({**run, "inputs": []}) == 0.0

@@ -58,19 +58,40 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
                           progress=_progress("naive", seconds))
         return asdict(naive)
     if mode == "limits":
-        from monitor.bench.limits import decode_limit, inference_limit, sample_images
-        from monitor.bench.runner import DECODE_LIMIT_FRAMES, INFERENCE_LIMIT_REPEATS, LIMIT_IMAGES
+        from monitor.bench.limits import (
+            decode_limit,
+            inference_limit,
+            paced_inference,
+            sample_images,
+        )
+        from monitor.bench.runner import (
+            DECODE_LIMIT_FRAMES,
+            INFERENCE_LIMIT_REPEATS,
+            LIMIT_IMAGES,
+            PACED_CALLS,
+        )
         from monitor.detect.yolo import YoloDetector
 
+        import cv2
+
+        from monitor.config import DaemonConfig
+
+        # OpenCV (resizing before inference) with the daemon's threads, or the limit would
+        # price work the daemon does not do that way.
+        cv2.setNumThreads((base.daemon if base is not None else DaemonConfig()).opencv_threads)
         decode = decode_limit(url or scene, DECODE_LIMIT_FRAMES)  # what the daemon decoded
         if model is not None:  # the limits are those of the model the daemon ran
             detector = detector.model_copy(update={"model": model})
         loaded = YoloDetector(detector)
         loaded.warm_up()
         shapes = [tuple(shape) for shape in arguments["shapes"]]
-        inference = inference_limit(loaded, shapes, INFERENCE_LIMIT_REPEATS,
-                                    images=sample_images(scene, LIMIT_IMAGES))
-        return {"decode": asdict(decode), "inference": asdict(inference)}
+        images = sample_images(scene, LIMIT_IMAGES)
+        inference = inference_limit(loaded, shapes, INFERENCE_LIMIT_REPEATS, images=images)
+        shape_calls = [(tuple(shape), calls) for shape, calls in arguments["shape_calls"]]
+        paced = (paced_inference(loaded, shape_calls, PACED_CALLS, float(arguments["gap_s"]),
+                                 images=images) if shape_calls else None)
+        return {"decode": asdict(decode), "inference": asdict(inference),
+                "paced": asdict(paced) if paced is not None else None}
     raise SystemExit(f"unknown measurement '{mode}'")
 
 

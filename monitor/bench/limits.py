@@ -7,8 +7,10 @@ and the daemon is its overhead.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -221,6 +223,84 @@ def synthetic_image(height: int, width: int) -> np.ndarray:
     return image
 
 
+@dataclass(frozen=True, slots=True)
+class PacedInference:
+    """The model alone, called as the daemon called it: its mix of input shapes, in a random
+    order, with its idle time between calls.
+
+    Back-to-back calls of one shape (`InferenceLimit`) are the runtime's best case; a live
+    load is lighter than the machine and changes shape every call, and between calls the
+    runtime's threads sleep and its caches go cold. This prices that, with no daemon around.
+
+    Attributes:
+        calls: timed calls.
+        gap_ms: idle time after each call, milliseconds.
+        wall_ms: mean wall time of a call, milliseconds.
+        cpu_ms: process CPU time of the whole run (gaps included: a runtime thread that
+            spins between calls counts) per call, milliseconds.
+        drawn: how often each shape was called, as (batch, height, width, calls): to price
+            the same calls back to back.
+    """
+
+    calls: int
+    gap_ms: float
+    wall_ms: float
+    cpu_ms: float
+    drawn: tuple[tuple[int, int, int, int], ...]
+
+
+def paced_inference(
+    detector: Detector,
+    shape_calls: Sequence[tuple[tuple[int, int, int], int]],
+    calls: int,
+    gap_s: float,
+    *,
+    images: Sequence[np.ndarray] | None = None,
+    seed: int = 0,
+) -> PacedInference:
+    """Call the detector ``calls`` times on shapes drawn in proportion to ``shape_calls``.
+
+    Args:
+        detector: as for `inference_limit`; every shape is warmed up once first, untimed.
+        shape_calls: ((batch, height, width), how often the daemon ran it) pairs.
+        calls: timed calls, >= 1.
+        gap_s: idle seconds after each call, >= 0.
+        images: real pictures, as for `inference_limit`.
+        seed: the order's random seed (the same run, the same order).
+
+    Returns:
+        The mean cost of a call under that pattern.
+    """
+    if calls < 1 or gap_s < 0 or not shape_calls or any(n < 1 for _, n in shape_calls):
+        raise ValueError(f"calls={calls} (>= 1), gap_s={gap_s} (>= 0), shape_calls="
+                         f"{list(shape_calls)} (not empty, counts >= 1): out of range")
+    batches = {shape: _frames(shape, images) for shape, _ in shape_calls}
+    for frames in batches.values():
+        _time_call(detector, frames)  # warm-up: the first call of a shape allocates
+    order = random.Random(seed).choices([shape for shape, _ in shape_calls],
+                                        weights=[n for _, n in shape_calls], k=calls)
+    wall_ms = 0.0
+    cpu_start = time.process_time()
+    for shape in order:
+        wall_ms += _time_call(detector, batches[shape])[0]
+        time.sleep(gap_s)
+    cpu_ms = (time.process_time() - cpu_start) * 1000.0
+    drawn = Counter(order)
+    return PacedInference(calls=calls, gap_ms=gap_s * 1000.0, wall_ms=wall_ms / calls,
+                          cpu_ms=cpu_ms / calls,
+                          drawn=tuple((*shape, drawn[shape]) for shape in sorted(drawn)))
+
+
+def _frames(shape: tuple[int, int, int], images: Sequence[np.ndarray] | None) -> list[Frame]:
+    batch, height, width = shape
+    pictures = (
+        [fit_image(images[i % len(images)], height, width) for i in range(batch)]
+        if images else [synthetic_image(height, width)] * batch
+    )
+    return [Frame("bench", i, picture, datetime.now(UTC), time.monotonic())
+            for i, picture in enumerate(pictures)]
+
+
 def _time_call(detector: Detector, frames: Sequence[Frame]) -> tuple[float, float]:
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     detector.detect(frames)
@@ -255,14 +335,7 @@ def inference_limit(
         raise ValueError(f"repeats={repeats} (>= 1), shapes={list(shapes)} (all >= 1): out of range")
     rows = []
     for batch, height, width in shapes:
-        pictures = (
-            [fit_image(images[i % len(images)], height, width) for i in range(batch)]
-            if images else [synthetic_image(height, width)] * batch
-        )
-        frames = [
-            Frame("bench", i, picture, datetime.now(UTC), time.monotonic())
-            for i, picture in enumerate(pictures)
-        ]
+        frames = _frames((batch, height, width), images)
         _time_call(detector, frames)  # warm-up: the first call of a shape allocates
         timings = [_time_call(detector, frames) for _ in range(repeats)]
         wall_ms = statistics.median(t[0] for t in timings)
