@@ -140,8 +140,6 @@ class Daemon:
 
     def _start(self) -> bool:
         """Start the stages in order; False when a stop signal came in before the last one."""
-        # Process-wide, like torch's threads: set before any stage calls OpenCV.
-        cv2.setNumThreads(self._config.daemon.opencv_threads)
         steps = (self._start_store, self._start_mqtt, self._start_detection, self._start_sources)
         for step in steps:
             if self._stop.is_set():
@@ -258,6 +256,9 @@ class Daemon:
         return detector
 
     def _start_sources(self) -> None:
+        # Process-wide, like torch's threads. Set after the detector has loaded: importing
+        # ultralytics sets it (to 0) too. Before the capture threads: they call OpenCV most.
+        cv2.setNumThreads(self._config.daemon.opencv_threads)
         for camera in self._config.cameras:
             source = CameraSource(camera, self._config.source, self._slots[camera.name],
                                   motion=self._config.motion)

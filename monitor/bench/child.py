@@ -58,6 +58,8 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
                           progress=_progress("naive", seconds))
         return asdict(naive)
     if mode == "limits":
+        import cv2
+
         from monitor.bench.limits import (
             decode_limit,
             inference_limit,
@@ -70,19 +72,16 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
             LIMIT_IMAGES,
             PACED_CALLS,
         )
+        from monitor.config import DaemonConfig
         from monitor.detect.yolo import YoloDetector
 
-        import cv2
-
-        from monitor.config import DaemonConfig
-
-        # OpenCV (resizing before inference) with the daemon's threads, or the limit would
-        # price work the daemon does not do that way.
-        cv2.setNumThreads((base.daemon if base is not None else DaemonConfig()).opencv_threads)
         decode = decode_limit(url or scene, DECODE_LIMIT_FRAMES)  # what the daemon decoded
         if model is not None:  # the limits are those of the model the daemon ran
             detector = detector.model_copy(update={"model": model})
         loaded = YoloDetector(detector)
+        # OpenCV (resizing before inference) with the daemon's threads, as the daemon sets
+        # them: after ultralytics' import has set its own.
+        cv2.setNumThreads((base.daemon if base is not None else DaemonConfig()).opencv_threads)
         loaded.warm_up()
         shapes = [tuple(shape) for shape in arguments["shapes"]]
         images = sample_images(scene, LIMIT_IMAGES)

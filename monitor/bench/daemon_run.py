@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -131,6 +132,8 @@ class DaemonRun:
             track's first sighting): adds the time confirmation took (``[events]``).
         timeline: (seconds into the window, camera, latency) per alert, decimated.
         thread_cpu_s: CPU seconds in the window by thread role (see ``thread_cpu_s``).
+        opencv_threads: OpenCV's thread count while the daemon ran (``[daemon]
+            opencv_threads``, unless something loaded later changed it).
     """
 
     wall_s: float
@@ -150,6 +153,7 @@ class DaemonRun:
     since_first_seen_p50_s: float | None
     since_first_seen_p95_s: float | None
     timeline: tuple[TimelinePoint, ...]
+    opencv_threads: int
 
 
 class _Ready:
@@ -292,6 +296,7 @@ def run_daemon(
                     progress(elapsed)
                 time.sleep(min(1.0, seconds - elapsed))
             after, cpu1, machine1 = daemon.stats(), time.process_time(), machine_busy_s()
+            opencv_threads = cv2.getNumThreads()
             threads1 = thread_cpu_s()
             end, end_wall = time.monotonic(), datetime.now(UTC)
             time.sleep(ALERT_GRACE_S)
@@ -325,6 +330,7 @@ def run_daemon(
         since_first_seen_p95_s=percentile(since_first, 95) if since_first else None,
         timeline=tuple(decimate([TimelinePoint((a[0] - start_wall).total_seconds(), a[1], a[2])
                                  for a in arrivals], TIMELINE_POINTS)),
+        opencv_threads=opencv_threads,
     )
 
 

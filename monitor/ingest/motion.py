@@ -48,9 +48,9 @@ class MotionDetector:
         config = self.config
         height, width = image.shape[:2]
         # Shrink by a power of two: OpenCV's area averaging (which also averages sensor noise
-        # away) has a fast path for those. Grey first: a third of the pixels to average, the
-        # same picture to a grey level (both steps are linear); 0.3 ms on a 768x576 frame
-        # against 0.56 ms colour first, and 1.7 ms at a 4.8x shrink.
+        # away) has a fast path for those (a 4.8x shrink costs 3x as much). Grey first: a
+        # third of the values to average, the same picture to a grey level (both steps are
+        # linear). This whole update: 0.39 CPU-ms a 768x576 frame, 0.63 colour first.
         factor = 1 << max(0, int(width / config.width_px).bit_length() - 1)
         scale = 1.0 / factor
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
