@@ -21,7 +21,7 @@ import numpy as np
 
 from monitor.config import mask_url
 from monitor.detect.worker import Detector
-from monitor.ingest.source import ensure_rtsp_capture_options
+from monitor.ingest.source import ensure_rtsp_capture_options, is_local_file
 from monitor.types import Frame
 
 
@@ -119,7 +119,7 @@ def decode_limit(video: Path | str, frames: int) -> DecodeLimit:
     """
     if frames < 1:
         raise ValueError(f"frames={frames}: expected >= 1")
-    live = "://" in str(video)
+    live = not is_local_file(str(video))
     if live:
         ensure_rtsp_capture_options()  # the daemon's transport, so the same work is measured
     capture = _open(video)
@@ -225,28 +225,29 @@ def synthetic_image(height: int, width: int) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class PacedInference:
-    """The model alone, called as the daemon called it: its mix of input shapes, in a random
-    order, with its idle time between calls.
+    """The model alone, called as the daemon called it, against the same calls back to back.
 
     Back-to-back calls of one shape (`InferenceLimit`) are the runtime's best case; a live
-    load is lighter than the machine and changes shape every call, and between calls the
-    runtime's threads sleep and its caches go cold. This prices that, with no daemon around.
+    load lighter than the machine leaves gaps between calls and packing changes the shape
+    almost every call: between calls the runtime's threads sleep and its caches go cold. Both
+    figures here are means over the same calls, so their ratio is the cost of the pattern.
 
     Attributes:
-        calls: timed calls.
-        gap_ms: idle time after each call, milliseconds.
-        wall_ms: mean wall time of a call, milliseconds.
-        cpu_ms: process CPU time of the whole run (gaps included: a runtime thread that
-            spins between calls counts) per call, milliseconds.
-        drawn: how often each shape was called, as (batch, height, width, calls): to price
-            the same calls back to back.
+        calls: timed calls, drawn from the daemon's mix of input shapes.
+        gap_ms: time after each paced call, milliseconds.
+        wall_ms: mean wall time of a paced call (random order, gaps), milliseconds.
+        cpu_ms: process CPU time of the paced run per call, gaps included (a runtime thread
+            that spins between calls counts), milliseconds.
+        back_to_back_wall_ms: mean wall time of the same calls grouped by shape, no gaps.
+        back_to_back_cpu_ms: process CPU time of those per call, milliseconds.
     """
 
     calls: int
     gap_ms: float
     wall_ms: float
     cpu_ms: float
-    drawn: tuple[tuple[int, int, int, int], ...]
+    back_to_back_wall_ms: float
+    back_to_back_cpu_ms: float
 
 
 def paced_inference(
@@ -258,37 +259,44 @@ def paced_inference(
     images: Sequence[np.ndarray] | None = None,
     seed: int = 0,
 ) -> PacedInference:
-    """Call the detector ``calls`` times on shapes drawn in proportion to ``shape_calls``.
+    """Call the detector ``calls`` times on shapes drawn in proportion to ``shape_calls``:
+    first grouped by shape with no gaps (each group after an untimed call), then in random
+    order with ``gap_s`` after each call.
 
     Args:
-        detector: as for `inference_limit`; every shape is warmed up once first, untimed.
+        detector: as for `inference_limit`.
         shape_calls: ((batch, height, width), how often the daemon ran it) pairs.
         calls: timed calls, >= 1.
-        gap_s: idle seconds after each call, >= 0.
+        gap_s: seconds after each paced call, >= 0.
         images: real pictures, as for `inference_limit`.
-        seed: the order's random seed (the same run, the same order).
+        seed: the draw's random seed (the same run, the same calls).
 
     Returns:
-        The mean cost of a call under that pattern.
+        The mean cost of a call both ways.
     """
     if calls < 1 or gap_s < 0 or not shape_calls or any(n < 1 for _, n in shape_calls):
         raise ValueError(f"calls={calls} (>= 1), gap_s={gap_s} (>= 0), shape_calls="
                          f"{list(shape_calls)} (not empty, counts >= 1): out of range")
     batches = {shape: _frames(shape, images) for shape, _ in shape_calls}
-    for frames in batches.values():
-        _time_call(detector, frames)  # warm-up: the first call of a shape allocates
     order = random.Random(seed).choices([shape for shape, _ in shape_calls],
                                         weights=[n for _, n in shape_calls], k=calls)
-    wall_ms = 0.0
+    grouped_wall_ms = grouped_cpu_ms = 0.0
+    for shape, count in sorted(Counter(order).items()):
+        _time_call(detector, batches[shape])  # a shape's first call after another allocates
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            detector.detect(batches[shape])
+        grouped_wall_ms += (time.perf_counter() - wall_start) * 1000.0
+        grouped_cpu_ms += (time.process_time() - cpu_start) * 1000.0
+    paced_wall_ms = 0.0
     cpu_start = time.process_time()
     for shape in order:
-        wall_ms += _time_call(detector, batches[shape])[0]
+        paced_wall_ms += _time_call(detector, batches[shape])[0]
         time.sleep(gap_s)
-    cpu_ms = (time.process_time() - cpu_start) * 1000.0
-    drawn = Counter(order)
-    return PacedInference(calls=calls, gap_ms=gap_s * 1000.0, wall_ms=wall_ms / calls,
-                          cpu_ms=cpu_ms / calls,
-                          drawn=tuple((*shape, drawn[shape]) for shape in sorted(drawn)))
+    paced_cpu_ms = (time.process_time() - cpu_start) * 1000.0
+    return PacedInference(calls=calls, gap_ms=gap_s * 1000.0, wall_ms=paced_wall_ms / calls,
+                          cpu_ms=paced_cpu_ms / calls, back_to_back_wall_ms=grouped_wall_ms / calls,
+                          back_to_back_cpu_ms=grouped_cpu_ms / calls)
 
 
 def _frames(shape: tuple[int, int, int], images: Sequence[np.ndarray] | None) -> list[Frame]:

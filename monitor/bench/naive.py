@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from monitor.config import mask_url
 from monitor.detect.yolo import resolve_model
 from monitor.ingest.source import ensure_rtsp_capture_options
 
@@ -294,13 +295,13 @@ class _Camera:
     origin: float | None = None
     points: list[TimelinePoint] = field(default_factory=list)
     error: str | None = None
-    stream_lost_at: float | None = None  # seconds into the window
+    stream_lost_at_s: float | None = None  # seconds into the window
 
 
 def _open(camera: _Camera) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(camera.settings.source)
     if not capture.isOpened():
-        raise NaiveRunError(f"cannot open {camera.settings.source}")
+        raise NaiveRunError(f"cannot open {mask_url(camera.settings.source)}")
     fps = float(capture.get(cv2.CAP_PROP_FPS))
     camera.fps = fps if 0.0 < fps <= _MAX_FPS else _FALLBACK_FPS
     return capture
@@ -357,15 +358,17 @@ def _loop(camera: _Camera, model: Any, capture: cv2.VideoCapture, window: _Windo
             if window.stop.wait(max(0.0, arrival - time.monotonic())):
                 break
         ok, image = _read(capture, settings.live)
-        if not ok and settings.live:
+        if not ok and settings.live and camera.origin is not None:
             # A loop minutes behind a live stream can lose it (a server may drop a client that
             # reads too slowly): that is the naive loop's result, not a failure of the bench.
-            # The other cameras go on; this one's loop ends, as the user's would. A read that
-            # fails after the window (other cameras hanging up) is not part of the run.
+            # The other cameras go on; this one's loop ends, as the user's would. A failure
+            # noticed after the window (other cameras hanging up) is not part of the run.
             failed_at = time.monotonic()
             if failed_at <= window.end:
-                camera.stream_lost_at = failed_at - window.start
+                camera.stream_lost_at_s = failed_at - window.start
             return
+        if not ok and settings.live:  # not one frame: the stream is wrong, not the loop slow
+            raise NaiveRunError(f"{mask_url(settings.source)}: no frame from the stream")
         if not ok:
             raise NaiveRunError(f"{settings.source} ended or failed to read")
         if camera.origin is None:  # a stream: real-time consumption is timed from its first frame
@@ -444,7 +447,9 @@ def run_naive(
         The counts, latencies, CPU time and memory of the run.
 
     Raises:
-        NaiveRunError: the file is missing, or a camera could not load, open or read (named).
+        NaiveRunError: the file is missing, or a camera could not load or open its source, a
+            file could not be read, or a stream gave no frame at all (named). A stream lost
+            after its first frame is a result (``CameraCounts.stream_lost_at_s``).
         DetectorError: the model spec names no loadable file.
 
     Example:
@@ -500,6 +505,13 @@ def _errors(states: Sequence[_Camera]) -> str:
     return "; ".join(f"{s.name}: {s.error}" for s in failed)
 
 
+def _arrivals_end(camera: _Camera, window: _Window, end: float) -> float:
+    """Frames arrive until the window's end, or until the camera's stream was lost."""
+    if camera.stream_lost_at_s is None:
+        return end
+    return min(end, window.start + camera.stream_lost_at_s)
+
+
 def _result(
     settings: _Settings,
     states: Sequence[_Camera],
@@ -515,8 +527,9 @@ def _result(
     wall_s = end - window.start
     counts = tuple(
         summarise(s.name, s.fps,
-                  frames_arrived(s.origin, s.fps, end) if s.origin is not None else 0,
-                  s.points, wall_s, last_fraction, s.stream_lost_at)
+                  frames_arrived(s.origin, s.fps, _arrivals_end(s, window, end))
+                  if s.origin is not None else 0,
+                  s.points, wall_s, last_fraction, s.stream_lost_at_s)
         for s in states
     )
     timeline = sorted(

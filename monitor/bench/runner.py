@@ -178,6 +178,7 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
     limit_cpu_s = _limit_cpu_s(daemon, limits)
     report: dict[str, Any] = {
         "settings": {**asdict(settings), "footage": str(settings.footage),
+                     "source_url": mask_url(settings.source_url) if settings.source_url else None,
                      "config": str(settings.config) if settings.config else None,
                      "cache_dir": str(settings.cache_dir)},
         "scene": scene,
@@ -260,7 +261,8 @@ def _back_to_back_ms(shape_calls: list[tuple[tuple[int, int, int], int]],
 
 
 def daemon_gap_s(daemon: dict[str, Any]) -> float:
-    """The daemon's mean idle time between two inference calls, at most ``PACED_MAX_GAP_S``."""
+    """The daemon's mean time between two inference calls (at most ``PACED_MAX_GAP_S``): the
+    runtime idles while the daemon waits for frames or does its own work (packing, tracking)."""
     calls = sum(s["calls"] for s in daemon["inputs"])
     if not calls:
         return 0.0
@@ -271,22 +273,21 @@ def daemon_gap_s(daemon: dict[str, Any]) -> float:
 def _paced(daemon: dict[str, Any], limits: dict[str, Any],
            limit_cpu_s: float | None) -> dict[str, Any] | None:
     """The limit again, with inference priced as the model alone costs when called as the
-    daemon called it (`limits.paced_inference`): what is left over that is the daemon's own."""
+    daemon called it (`limits.paced_inference`): what is left over is the daemon's own."""
     paced = limits.get("paced")
-    if paced is None or limit_cpu_s is None:
+    inference_ms = _back_to_back_ms(
+        [((s["batch"], s["height"], s["width"]), s["calls"]) for s in daemon["inputs"]], limits)
+    if paced is None or limit_cpu_s is None or not inference_ms or not paced["back_to_back_cpu_ms"]:
         return None
-    back_to_back = _back_to_back_ms([((b, h, w), n) for b, h, w, n in paced["drawn"]], limits)
-    if not back_to_back:
-        return None
-    calls = sum(s["calls"] for s in daemon["inputs"])
+    pattern = paced["cpu_ms"] / paced["back_to_back_cpu_ms"]
     frames = sum(c["frames_read"] for c in daemon["cameras"])
     paced_limit_cpu_s = (limits["decode"]["cpu_ms_per_frame"] * frames
-                         + paced["cpu_ms"] * calls) / 1000.0
+                         + inference_ms * pattern) / 1000.0
     return {
         "gap_ms": paced["gap_ms"],
         "cpu_ms_per_call": paced["cpu_ms"],
-        "back_to_back_cpu_ms_per_call": back_to_back / paced["calls"],
-        "runtime_cost_of_the_pattern": paced["cpu_ms"] * paced["calls"] / back_to_back - 1.0,
+        "back_to_back_cpu_ms_per_call": paced["back_to_back_cpu_ms"],
+        "runtime_cost_of_the_pattern": pattern - 1.0,
         "limit_cpu_s": paced_limit_cpu_s,
         "overhead_over_limit": daemon["cpu_s"] / paced_limit_cpu_s - 1.0,
     }
@@ -358,11 +359,11 @@ def format_table(report: dict[str, Any]) -> str:
     paced = m.get("paced")
     if paced is not None:
         lines.append(
-            f"  the model alone called as the daemon called it (its shape mix, "
-            f"{paced['gap_ms']:.0f} ms idle between calls): {paced['cpu_ms_per_call']:.0f} "
-            f"CPU-ms a call against {paced['back_to_back_cpu_ms_per_call']:.0f} back to back "
-            f"({paced['runtime_cost_of_the_pattern']:+.0%}); over that limit: "
-            f"{paced['overhead_over_limit']:+.0%}"
+            f"  the model alone called as the daemon called it (its shape mix in random order, "
+            f"{paced['gap_ms']:.0f} ms between calls): {paced['cpu_ms_per_call']:.0f} CPU-ms "
+            f"a call against {paced['back_to_back_cpu_ms_per_call']:.0f} for the same calls back "
+            f"to back ({paced['runtime_cost_of_the_pattern']:+.0%}); overhead over that "
+            f"limit: {paced['overhead_over_limit']:+.0%}"
         )
     threads = report["daemon_raw"].get("thread_cpu_s") or {}
     if threads:
