@@ -190,8 +190,10 @@ class YoloDetector:
 
             # torch's thread count is per OS thread and ultralytics overrides it on the first
             # predict; set it in whichever thread predicts (warm-up and inference differ), after
-            # that first call.
-            torch.set_num_threads(self._config.threads)
+            # that first call. With ONNX Runtime or OpenVINO, torch only runs NMS and the
+            # temporal model here, tiny work: one thread, or OpenMP's idle worker spins beside
+            # the runtime's own threads.
+            torch.set_num_threads(self._config.threads if self._backend == "torch" else 1)
             self._threads_set_in = threading.get_ident()
         return list(results)
 
