@@ -186,7 +186,10 @@ class DetectorConfig(_Strict):
         "person; per-class NMS boxes the same person twice now and then.",
     )
     device: str = Field("cpu", description="torch device string.")
-    threads: int = Field(2, ge=1, le=64, description="torch intra-op threads of the inference thread.")
+    threads: int = Field(
+        2, ge=1, le=64, description="Inference threads: torch's for a .pt, ONNX Runtime's or "
+        "OpenVINO's for an export (torch then keeps one for NMS and the temporal model).",
+    )
     class_labels: dict[str, str] = Field(
         default_factory=lambda: {"Normal": "person", "Fall": "person"},
         description="Model class name -> watched label. Classes not listed keep their own name.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -255,6 +256,28 @@ def test_an_export_runs_on_the_configured_thread_count(
     else:
         assert runtime.ov_compiled_model.get_property("INFERENCE_NUM_THREADS") == 1
     assert detector.detect(frames[:1])[0].items
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("backend", "torch_threads"), [("torch", 2), ("onnx", 1), ("openvino", 1)])
+def test_torch_runs_one_thread_beside_an_exported_runtime(
+    detectors: dict[str, YoloDetector], frames: list[Frame], backend: str, torch_threads: int
+) -> None:
+    # Beside ONNX Runtime or OpenVINO, torch only runs NMS (and the temporal model) in the
+    # inference thread: a second OpenMP thread would only spin. Checked in a fresh thread, as
+    # the daemon's inference thread is not the one that loaded the model.
+    import torch
+
+    seen: list[int] = []
+
+    def infer() -> None:
+        detectors[backend].detect(frames[:1])
+        seen.append(torch.get_num_threads())
+
+    thread = threading.Thread(target=infer)
+    thread.start()
+    thread.join(120)
+    assert seen == [torch_threads]
 
 
 # --- int8 ------------------------------------------------------------------------------------
