@@ -175,7 +175,8 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
         # Short of real time: count the share of frames it did serve, as for the naive loop.
         served = sum(min(r["processed_fps"], fps) * (1 - r["dropped_share"]) for r in rows)
         monitor_cameras = min(len(rows), served / fps) if latency_ok else 0.0
-    limit_cpu_s = _limit_cpu_s(daemon, limits)
+    decode_ms, inference_ms = _limit_parts(daemon, limits)
+    limit_cpu_s = (decode_ms + inference_ms) / 1000.0 if inference_ms is not None else None
     report: dict[str, Any] = {
         "settings": {**asdict(settings), "footage": str(settings.footage),
                      "source_url": mask_url(settings.source_url) if settings.source_url else None,
@@ -204,7 +205,7 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
             "cpu_s": daemon["cpu_s"],
             "limit_cpu_s": limit_cpu_s,
             "overhead_over_limit": (daemon["cpu_s"] / limit_cpu_s - 1.0) if limit_cpu_s else None,
-            "paced": _paced(daemon, limits, limit_cpu_s),
+            "paced": _paced(daemon, limits, decode_ms, inference_ms),
         },
         "limits": limits,
         "daemon_raw": daemon,
@@ -236,15 +237,14 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
     return report
 
 
-def _limit_cpu_s(daemon: dict[str, Any], limits: dict[str, Any]) -> float | None:
-    """CPU seconds decoding every frame the daemon read plus inferring every input it inferred,
-    each measured alone; None when the daemon inferred but no shape was timed."""
+def _limit_parts(daemon: dict[str, Any], limits: dict[str, Any]) -> tuple[float, float | None]:
+    """The limit in two parts, CPU milliseconds, each measured alone: decoding every frame the
+    daemon read, and inferring every input it inferred back to back (None when it inferred but
+    no shape was timed)."""
     frames = sum(c["frames_read"] for c in daemon["cameras"])
     inference_ms = _back_to_back_ms(
         [((s["batch"], s["height"], s["width"]), s["calls"]) for s in daemon["inputs"]], limits)
-    if inference_ms is None:
-        return None
-    return float(limits["decode"]["cpu_ms_per_frame"] * frames + inference_ms) / 1000.0
+    return float(limits["decode"]["cpu_ms_per_frame"] * frames), inference_ms
 
 
 def _back_to_back_ms(shape_calls: list[tuple[tuple[int, int, int], int]],
@@ -270,19 +270,15 @@ def daemon_gap_s(daemon: dict[str, Any]) -> float:
     return float(min(PACED_MAX_GAP_S, idle_s / calls))
 
 
-def _paced(daemon: dict[str, Any], limits: dict[str, Any],
-           limit_cpu_s: float | None) -> dict[str, Any] | None:
+def _paced(daemon: dict[str, Any], limits: dict[str, Any], decode_ms: float,
+           inference_ms: float | None) -> dict[str, Any] | None:
     """The limit again, with inference priced as the model alone costs when called as the
     daemon called it (`limits.paced_inference`): what is left over is the daemon's own."""
     paced = limits.get("paced")
-    inference_ms = _back_to_back_ms(
-        [((s["batch"], s["height"], s["width"]), s["calls"]) for s in daemon["inputs"]], limits)
-    if paced is None or limit_cpu_s is None or not inference_ms or not paced["back_to_back_cpu_ms"]:
+    if paced is None or not inference_ms or not paced["back_to_back_cpu_ms"]:
         return None
     pattern = paced["cpu_ms"] / paced["back_to_back_cpu_ms"]
-    frames = sum(c["frames_read"] for c in daemon["cameras"])
-    paced_limit_cpu_s = (limits["decode"]["cpu_ms_per_frame"] * frames
-                         + inference_ms * pattern) / 1000.0
+    paced_limit_cpu_s = (decode_ms + inference_ms * pattern) / 1000.0
     return {
         "gap_ms": paced["gap_ms"],
         "cpu_ms_per_call": paced["cpu_ms"],
