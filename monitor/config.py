@@ -341,6 +341,25 @@ class EventsConfig(_Strict):
     loitering_s: float = Field(30.0, gt=0, description="Dwell in a zone that makes loitering.")
     history_len: int = Field(300, ge=10, description="Per-track history kept (observations).")
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots.")
+    stationary_iou: float = Field(
+        0.5, gt=0, lt=1, description="Box overlap (IoU) with the object's median box since its "
+        "last move below which a sighting counts as moving.",
+    )
+    stationary_move_frames: int = Field(
+        2, ge=1, le=100, description="Moving sightings in a row that make a position change.",
+    )
+    stationary_after_s: float = Field(
+        10.0, gt=0, le=86400, description="Seconds without a position change after which an "
+        "object is stationary: its updates stop until it moves again.",
+    )
+    stationary_anchor_frames: int = Field(
+        10, ge=1, le=1000, description="Sightings whose median box a move is measured from.",
+    )
+    alert_never_moved: bool = Field(
+        False, description="An object that has not moved since it appeared raises presence and "
+        "zone alerts too. Off: it waits for its first move, and one that stays put is recorded "
+        "as a stationary presence without an alert (a parked car, a static false detection).",
+    )
 
 
 class TemporalConfig(_Strict):

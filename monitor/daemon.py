@@ -25,6 +25,7 @@ from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_size
 from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import YoloDetector
 from monitor.events.lifecycle import EventLifecycle
+from monitor.events.reconcile import restart_ends
 from monitor.events.snapshot import SnapshotWriter
 from monitor.events.zones import Zone
 from monitor.ingest.latest import LatestFrame
@@ -35,7 +36,7 @@ from monitor.mqtt.topics import outbox_message
 from monitor.pipeline import CameraPipeline
 from monitor.sdnotify import Notifier, SystemdNotifier
 from monitor.store import EventWriter, StoreError, open_database
-from monitor.store.queries import pending_messages
+from monitor.store.queries import open_events, pending_messages
 from monitor.temporal.deciders import load_configured_checkpoint, make_decider
 from monitor.track.bytetrack import ByteTracker
 from monitor.types import Alert, Detections
@@ -58,8 +59,10 @@ class _StoreSink:
         self.timeout_s: float | None = None
 
     def emit(self, alert: Alert) -> None:
+        # An unannounced event (an object that never moved) is recorded, never published.
+        message = outbox_message(self._prefix, alert) if alert.event.announced else None
         try:
-            self._writer.record(alert, outbox_message(self._prefix, alert), timeout_s=self.timeout_s)
+            self._writer.record(alert, message, timeout_s=self.timeout_s)
         except TimeoutError:
             log.warning(
                 "store queue full at shutdown: %s of event %s not recorded (the event stays open)",
@@ -163,6 +166,20 @@ class Daemon:
             on_commit=lambda: self._publisher.wake() if self._publisher else None,
         )
         self._writer.start()
+        self._sink = _StoreSink(self._writer, config.mqtt.prefix)
+        self._end_events_left_open()
+
+    def _end_events_left_open(self) -> None:
+        """End what a previous run that died left open (sent once MQTT is up, via the outbox)."""
+        assert self._sink is not None
+        cameras = [camera.name for camera in self._config.cameras]
+        ends = restart_ends(open_events(self._engine, cameras))
+        for alert in ends:
+            self._sink.emit(alert)
+        if ends:
+            log.warning(
+                "ended %d event(s) the previous run left open (end_reason restart)", len(ends)
+            )
 
     def _start_mqtt(self) -> None:
         config, engine, writer = self._config, self._engine, self._writer
@@ -199,7 +216,8 @@ class Daemon:
         snapshots = SnapshotWriter(
             config.daemon.state_dir / "snapshots", config.events.snapshot_quality
         )
-        sink = self._sink = _StoreSink(self._writer, config.mqtt.prefix)
+        sink = self._sink
+        assert sink is not None
         wake = threading.Event()
         for camera in config.cameras:
             lifecycle = EventLifecycle(

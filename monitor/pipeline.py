@@ -9,8 +9,8 @@ from typing import Protocol
 
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.snapshot import SnapshotWriter
-from monitor.temporal.deciders import BehaviourDecider, TrackView
-from monitor.types import Alert, AlertType, Box, Detections, Tracks
+from monitor.temporal.deciders import BehaviourDecider
+from monitor.types import Alert, AlertType, Box, Detections, Tracks, TrackView
 
 
 class Tracker(Protocol):

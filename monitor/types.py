@@ -139,6 +139,16 @@ class AlertType(str, enum.Enum):
     END = "end"
 
 
+class EndReason(str, enum.Enum):
+    """Why an event ended."""
+
+    UNSEEN = "unseen"  # the object went unseen for end_after_s
+    LEFT_ZONE = "left_zone"  # outside the event's zone for end_after_s
+    BEHAVIOUR_OVER = "behaviour_over"  # the decider said the fall/running is over
+    SHUTDOWN = "shutdown"  # the daemon stopped (SIGTERM)
+    RESTART = "restart"  # found open at start-up: the daemon had died without ending it
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One tracked object's life as an event of one kind (the row the store keeps).
@@ -152,6 +162,16 @@ class Event:
         snapshot: path of the JPEG with the box drawn, None until written.
         evidence: JSON-serialisable facts that explain the event (frames, dwell, scores...).
         operator_label: what an operator said it really was (``monitor label``), None if unsaid.
+        seq: number of the event's newest alert: 1 for its start, one more for each update and
+            the end; with ``id`` and the alert type it identifies an alert.
+        seen_at: footage time of the newest sighting the event is based on.
+        seen_score: detector score of that sighting (``score`` is the best so far).
+        stationary: the object has not changed position for ``stationary_after_s``.
+        zones: the zones the object has been in during the event, in the order entered.
+        dwell_s: zone events: seconds from entering the zone to the last sighting inside it.
+        end_reason: why it ended; None while open.
+        announced: its alerts are published; False for the presence of an object that has not
+            moved since it appeared, which is recorded (``stationary``) but never alerted.
     """
 
     id: str
@@ -167,11 +187,20 @@ class Event:
     snapshot: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict, compare=False)
     operator_label: str | None = None
+    seq: int = 0
+    seen_at: datetime | None = None
+    seen_score: float | None = None
+    stationary: bool = False
+    zones: tuple[str, ...] = ()
+    dwell_s: float | None = None
+    end_reason: EndReason | None = None
+    announced: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A change of one event that subscribers must hear about: start, update or end."""
+    """A change of one event that subscribers must hear about (if it is ``announced``): start,
+    update or end."""
 
     type: AlertType
     event: Event
@@ -192,3 +221,43 @@ class OutboxMessage:
     camera: str
     topic: str
     payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One sighting of a track: what the temporal classifier will read as the track's history."""
+
+    at: datetime
+    monotonic: float
+    frame_index: int
+    box: Box
+    score: float
+    class_name: str
+    zones: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackView:
+    """What a decider reads of one live track: its id and observations, oldest first."""
+
+    track_id: int
+    history: tuple[Observation, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A behaviour of one track started or ended.
+
+    Attributes:
+        track_id: the track.
+        kind: ``fall`` or ``running``.
+        started: True for a start, False for an end.
+        at: the observation the change dates from (start: when the condition first held).
+        evidence: why (JSON-serialisable).
+    """
+
+    track_id: int
+    kind: str
+    started: bool
+    at: Observation
+    evidence: dict[str, Any]

@@ -10,7 +10,7 @@ import pytest
 from monitor.config import EventsConfig
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.zones import Zone
-from monitor.types import Alert, AlertType, EventKind
+from monitor.types import Alert, AlertType, EndReason, EventKind
 from tests.builders import EPOCH, make_detection, make_tracks
 
 # Zone: the right half of the frame. Foot point of box (x1, y1, x2, y2) is ((x1+x2)/2, y2).
@@ -19,13 +19,18 @@ LEFT_BOX = (10, 10, 30, 60)    # foot (20, 60): outside
 RIGHT_BOX = (60, 10, 80, 60)   # foot (70, 60): inside
 
 
-def lifecycle(**overrides: float) -> EventLifecycle:
-    settings = {"confirm_frames": 3, "confirm_min_score": 0.5, "end_after_s": 2.0,
-                "update_interval_s": 1.0, "loitering_s": 5.0}
+def lifecycle(**overrides: float | bool) -> EventLifecycle:
+    # Most tables here hold a box still for brevity: let objects that never moved alert, except
+    # in the stationary tests, which use the default.
+    settings: dict[str, float | bool] = {
+        "confirm_frames": 3, "confirm_min_score": 0.5, "end_after_s": 2.0,
+        "update_interval_s": 1.0, "loitering_s": 5.0, "alert_never_moved": True,
+    }
     settings.update(overrides)
     ids = (f"e{i}" for i in itertools.count(1))
     return EventLifecycle(
-        "cam1", ["person"], [RIGHT_HALF], EventsConfig(**settings), new_id=lambda: next(ids),
+        "cam1", ["person"], [RIGHT_HALF], EventsConfig(**settings),  # type: ignore[arg-type]
+        new_id=lambda: next(ids),
         snapshot_path=lambda camera, event_id: f"/snap/{camera}/{event_id}.jpg",
     )
 
@@ -140,3 +145,106 @@ def test_close_all_ends_everything_zone_events_first() -> None:
 )
 def test_zone_contains(point: tuple[float, float], inside: bool) -> None:
     assert RIGHT_HALF.contains(*point, 100, 100) is inside
+
+
+# --- stationary objects, alert numbering, end reasons ------------------------------------------
+
+def walk(t0: float, t1: float, *, step_s: float = 0.5, y0: float = 10, speed: float = 8,
+         track_id: int = 1) -> list[tuple[float, list[tuple[int, tuple, float]]]]:
+    """A 20x50 box in the left half (outside the zone) moving down by ``speed`` px/s, one
+    sighting every ``step_s``."""
+    steps = []
+    t = t0
+    while t <= t1 + 1e-9:
+        y = y0 + speed * (t - t0)
+        steps.append((t, [(track_id, (10, y, 30, y + 50), 0.9)]))
+        t = round(t + step_s, 6)
+    return steps
+
+
+def still(t0: float, t1: float, box: tuple, *, step_s: float = 0.5, track_id: int = 1,
+          jitter: float = 0.0) -> list[tuple[float, list[tuple[int, tuple, float]]]]:
+    steps = []
+    for i in range(int(round((t1 - t0) / step_s)) + 1):
+        d = jitter if i % 2 else -jitter
+        x1, y1, x2, y2 = box
+        steps.append((t0 + i * step_s, [(track_id, (x1 + d, y1 - d, x2 - d, y2 + d), 0.9)]))
+    return steps
+
+
+def test_an_object_that_never_moved_is_recorded_stationary_without_alerts() -> None:
+    life = lifecycle(alert_never_moved=False, stationary_after_s=4.0, loitering_s=2.0)
+    # A static false detection in the zone, with a jittering box, for 20 s.
+    alerts = feed(life, still(0.0, 20.0, RIGHT_BOX, jitter=1.0))
+    announced = [a for a in alerts if a.event.announced]
+    assert announced == []
+    assert summary(alerts) == [("start", "presence", "e1")]      # one record, at 4 s, no zone events
+    record = alerts[0].event
+    assert record.stationary and record.start_time == EPOCH
+    alerts = life.close_all()
+    assert summary(alerts) == [("end", "presence", "e1")] and not alerts[0].event.announced
+    assert life.present() == []
+
+
+def test_a_walker_is_announced_at_confirmation() -> None:
+    life = lifecycle(alert_never_moved=False)
+    alerts = feed(life, walk(0.0, 1.0, speed=40))  # 0.8 body heights a second
+    assert summary(alerts) == [("start", "presence", "e1")]
+    assert alerts[0].event.announced and not alerts[0].event.stationary
+
+
+def test_a_stationary_object_that_moves_becomes_an_event() -> None:
+    life = lifecycle(alert_never_moved=False, stationary_after_s=3.0, end_after_s=5.0)
+    alerts = feed(life, still(0.0, 5.0, LEFT_BOX))
+    assert [a.event.announced for a in alerts] == [False]
+    alerts = feed(life, walk(5.5, 7.0, y0=10, speed=40))       # gets up and walks off
+    starts = [a for a in alerts if a.type is AlertType.START]
+    assert summary(starts) == [("start", "presence", "e1")]      # the same event, now published
+    assert starts[0].event.announced and starts[0].event.seq == 2
+    assert starts[0].event.start_time == EPOCH                   # still dated from its first sighting
+
+
+def test_an_object_that_stops_keeps_its_event_but_updates_stop() -> None:
+    life = lifecycle(alert_never_moved=False, stationary_after_s=3.0, update_interval_s=1.0,
+                     end_after_s=5.0)
+    alerts = feed(life, walk(0.0, 3.0, speed=40))                # walks in (y 10 -> 130)
+    assert ("start", "presence", "e1") in summary(alerts)
+    alerts = feed(life, still(3.5, 20.0, (10, 130, 30, 180), jitter=1.0))   # sits down
+    updates = [a.event for a in alerts if a.type is AlertType.UPDATE]
+    assert updates and updates[-1].stationary                    # one update says it stopped ...
+    assert len([e for e in updates if e.stationary]) == 1        # ... then no more
+    assert not [a for a in alerts if a.type is AlertType.END]     # the event stays open
+    assert [label for label, _ in life.present()] == ["person"]
+
+
+def test_alerts_are_numbered_and_say_why_they_ended() -> None:
+    life = lifecycle(alert_never_moved=False, update_interval_s=1.0, end_after_s=1.0)
+    alerts = feed(life, walk(0.0, 4.0, speed=10))
+    alerts += feed(life, [(6.0, [])])
+    assert [a.event.seq for a in alerts] == list(range(1, len(alerts) + 1))
+    assert [a.type for a in alerts][0] is AlertType.START and alerts[-1].type is AlertType.END
+    assert alerts[-1].event.end_reason is EndReason.UNSEEN
+    keys = {(a.event.id, a.type, a.event.seq) for a in alerts}
+    assert len(keys) == len(alerts)
+
+
+def test_zone_events_carry_dwell_zones_and_leave_reason() -> None:
+    life = lifecycle(end_after_s=1.0, loitering_s=10.0)
+    alerts = feed(life, [(t * 0.5, [(1, RIGHT_BOX, 0.9)]) for t in range(5)])
+    intrusion = next(a.event for a in alerts if a.event.kind is EventKind.INTRUSION)
+    assert intrusion.zones == ("right",) and intrusion.dwell_s == 1.0
+    assert life.present() == [("person", ("right",))]
+    alerts = feed(life, [(2.0 + t * 0.5, [(1, LEFT_BOX, 0.9)]) for t in range(1, 4)])
+    ended = [a.event for a in alerts if a.type is AlertType.END]
+    assert [(e.kind, e.end_reason) for e in ended] == [(EventKind.INTRUSION, EndReason.LEFT_ZONE)]
+    assert ended[0].dwell_s == 2.0
+    presence = life.open_events()[0]
+    assert presence.zones == ("right",)                         # where it has been
+    assert life.present() == [("person", ())]
+    assert summary(life.close_all()) == [("end", "presence", "e1")]
+
+
+def test_evidence_times_use_the_one_iso_format() -> None:
+    life = lifecycle()
+    alerts = feed(life, [(t * 0.5, [(1, LEFT_BOX, 0.9)]) for t in range(3)])
+    assert alerts[0].event.evidence["first_seen"] == "2026-01-01T12:00:00.000Z"

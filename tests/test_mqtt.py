@@ -30,7 +30,7 @@ from monitor.mqtt.topics import (
     event_topic,
     outbox_message,
 )
-from monitor.types import Alert, AlertType, Box, Event, EventKind, OutboxMessage
+from monitor.types import Alert, AlertType, Box, EndReason, Event, EventKind, OutboxMessage
 from tests.fixtures.broker import Broker, Received, Subscriber
 
 CAMERAS = ("cam-a", "cam-b", "cam-c")
@@ -132,10 +132,16 @@ def test_alert_payload(
         "start_time",
         "end_time",
         "score",
+        "top_score",
         "box",
         "zone",
+        "zones",
+        "dwell_s",
+        "stationary",
+        "end_reason",
         "snapshot",
         "seen_at",
+        "seq",
     ]
     defaults = {
         "type": alert_type.value,
@@ -147,18 +153,32 @@ def test_alert_payload(
         "start_time": "2024-05-01T12:00:00.250Z",
         "end_time": None,
         "score": 0.873,
+        "top_score": 0.873,
         "box": [10.0, 20.0, 110.3, 220.0],
         "zone": "yard",
+        "zones": [],
+        "dwell_s": None,
+        "stationary": False,
+        "end_reason": None,
         "snapshot": "/var/snap/ev-1.jpg",
-        "seen_at": None,  # make_event carries no evidence
+        "seen_at": None,  # make_event carries no sighting
+        "seq": 0,
     }
+    if "score" in expected:
+        defaults["top_score"] = expected["score"]
     assert body == {**defaults, **expected}
 
 
 def test_alert_payload_says_which_sighting_it_is_based_on() -> None:
-    event = make_event(evidence={"last_seen": "2024-05-01T12:00:00.850Z"})
-    body = json.loads(alert_payload(Alert(AlertType.START, event)))
-    assert body["seen_at"] == "2024-05-01T12:00:00.850Z"
+    event = make_event(
+        seen_at=T0 + timedelta(milliseconds=600, microseconds=123), seen_score=0.6123,
+        seq=4, zones=("yard",), dwell_s=3.25, end_reason=EndReason.LEFT_ZONE,
+    )
+    body = json.loads(alert_payload(Alert(AlertType.END, event)))
+    assert body["seen_at"] == "2024-05-01T12:00:00.850Z"   # the one format: ms and Z
+    assert (body["score"], body["top_score"]) == (0.612, 0.873)
+    assert (body["seq"], body["zones"], body["dwell_s"]) == (4, ["yard"], 3.25)
+    assert body["end_reason"] == "left_zone"
 
 
 def test_alert_payload_rejects_naive_time() -> None:

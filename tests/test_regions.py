@@ -319,7 +319,7 @@ def test_held_sightings_keep_an_event_alive_but_confirm_nothing() -> None:
     from monitor.events.lifecycle import EventLifecycle
     from monitor.types import Track, Tracks
 
-    config = EventsConfig(confirm_frames=3, end_after_s=2.0)
+    config = EventsConfig(confirm_frames=3, end_after_s=2.0, alert_never_moved=True)
     lifecycle = EventLifecycle("cam1", ["person"], [], config)
     seen = Detection(Box(300, 200, 341, 301), 0.9, "person", "Normal")
 

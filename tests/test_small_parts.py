@@ -395,7 +395,7 @@ def pipeline(tmp_path: Path) -> tuple[CameraPipeline, ListSink]:
     writer = SnapshotWriter(tmp_path / "snapshots", quality=85)
     ids = (f"e{n}" for n in itertools.count(1))
     lifecycle = EventLifecycle(
-        "cam1", ["person"], [], EventsConfig(confirm_frames=3, end_after_s=2.0),
+        "cam1", ["person"], [], EventsConfig(confirm_frames=3, end_after_s=2.0, alert_never_moved=True),
         new_id=lambda: next(ids), snapshot_path=writer.path_for,
     )
     sink = ListSink()
@@ -458,7 +458,7 @@ class BlockingSink(ListSink):
 
 
 def test_pipeline_close_gives_up_while_a_result_is_stuck_and_drops_late_ones(tmp_path: Path) -> None:
-    lifecycle = EventLifecycle("cam1", ["person"], [], EventsConfig(confirm_frames=1))
+    lifecycle = EventLifecycle("cam1", ["person"], [], EventsConfig(confirm_frames=1, alert_never_moved=True))
     sink = BlockingSink()
     camera = CameraPipeline(FakeTracker(), lifecycle, SnapshotWriter(tmp_path, 85), sink)
     worker = threading.Thread(
@@ -492,7 +492,7 @@ def test_pipeline_expire_ends_events_of_a_silent_camera(
 
 def test_pipeline_alerts_of_a_camera_without_snapshots_still_flow(tmp_path: Path) -> None:
     writer = SnapshotWriter(tmp_path, quality=85)
-    lifecycle = EventLifecycle("cam1", ["person"], [], EventsConfig(confirm_frames=1))
+    lifecycle = EventLifecycle("cam1", ["person"], [], EventsConfig(confirm_frames=1, alert_never_moved=True))
     sink = ListSink()
     camera = CameraPipeline(FakeTracker(), lifecycle, writer, sink)
     camera.process(make_detections(0.0, make_detection()))

@@ -21,7 +21,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, make_url, select, text
+from sqlalchemy import Engine, create_engine, inspect, make_url, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
@@ -39,10 +39,16 @@ from monitor.store import (
 )
 from monitor.store.db import alembic_config
 from monitor.store.models import Base, EventRow, OutboxRow
-from monitor.types import Alert, AlertType, Box, Event, EventKind, OutboxMessage
+from monitor.store.queries import open_events
+from monitor.types import Alert, AlertType, Box, EndReason, Event, EventKind, OutboxMessage
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
+# The newest migration: a fresh or upgraded database must be stamped with it.
+HEAD_REVISION = max(
+    p.name.split("_")[0]
+    for p in (Path(monitor.store.__file__).parent / "migrations" / "versions").glob("0*.py")
+)
 
 
 def make_event(**overrides: object) -> Event:
@@ -154,7 +160,7 @@ def test_open_creates_schema_and_reopen_is_a_no_op(db_url: str) -> None:
     try:
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0002",)]
+        assert versions == [(HEAD_REVISION,)]
         assert get_event(engine, event.id) == event
     finally:
         engine.dispose()
@@ -224,7 +230,7 @@ def test_alembic_cli_upgrades_a_url(tmp_path: Path) -> None:
         timeout=60,
     )
     with sqlite3.connect(tmp_path / "cli.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD_REVISION,)]
 
 
 def test_sqlite_connections_get_the_pragmas(sqlite_url: str) -> None:
@@ -680,3 +686,27 @@ def test_record_with_a_timeout_gives_up_on_a_full_queue(db_url: str) -> None:
     finally:
         writer.stop(timeout_s=5.0)
         engine.dispose()
+
+
+def test_event_state_round_trips_and_unannounced_events_get_no_outbox_row(
+    engine: Engine, writer: EventWriter
+) -> None:
+    quiet = make_event(stationary=True, announced=False, seq=1, seen_at=T0 + timedelta(seconds=9),
+                       seen_score=0.55, zones=("lawn",))
+    loud = make_event(kind=EventKind.INTRUSION, zone="lawn", zones=("lawn",), dwell_s=4.5, seq=3,
+                      end_time=T0 + timedelta(seconds=6), end_reason=EndReason.LEFT_ZONE)
+    writer.record(Alert(AlertType.START, quiet), None)
+    record(writer, AlertType.END, loud)
+    assert writer.flush(timeout_s=5.0)
+    assert get_event(engine, quiet.id) == quiet
+    assert get_event(engine, loud.id) == loud
+    assert [r.event_id for r in outbox_rows(engine)] == [loud.id]
+    assert [e.id for e in open_events(engine, ["front"])] == [quiet.id]
+    assert open_events(engine, ["elsewhere"]) == []
+
+
+def test_open_events_on_an_unreachable_database_is_a_store_error() -> None:
+    dead = create_engine("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(StoreError) as info:
+        open_events(dead, ["front"])
+    assert "secret" not in str(info.value) and "\n" not in str(info.value)

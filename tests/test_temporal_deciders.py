@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from monitor.config import EventsConfig, TemporalConfig
-from monitor.events.lifecycle import EventLifecycle, Observation, observations_from_record
+from monitor.events.lifecycle import EventLifecycle, observations_from_record
+from monitor.types import Observation
 from monitor.events.report import render_one
 from monitor.events.snapshot import SnapshotWriter
 from monitor.pipeline import CameraPipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.events.lifecycle import Observation
+from monitor.types import Observation
 from monitor.temporal.features import FEATURES, FeatureSpec, track_window
 from monitor.temporal.simulate import BEHAVIOURS, SimulationSettings, simulate_track
 from monitor.types import Box

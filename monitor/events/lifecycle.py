@@ -15,6 +15,13 @@ can label the event (``monitor label``) and ``monitor train --from-db`` can lear
 Events end when their track has been unseen for ``end_after_s`` (zone events also when the track
 has been outside the zone that long). Updates are throttled to one per ``update_interval_s``.
 
+Stationary objects (``monitor.events.stationary``): an object that has not moved since it
+appeared raises no presence or zone alert; it waits for its first move, and if it stays put for
+``stationary_after_s`` it is recorded as a ``stationary`` presence that is never published
+(``Alert.notify`` False). If it moves later, that record becomes an ordinary event and its start
+is published then. An object that stops after moving keeps its events; one update says it is
+stationary and the next ones wait until it moves again.
+
 The logic is deterministic: it reads time only from the frames it is given (and the ``now``
 passed to ``expire``), so tests drive it frame by frame.
 """
@@ -27,34 +34,25 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from monitor.clock import iso_utc
 from monitor.config import EventsConfig
+from monitor.events.stationary import Movement, MovementSettings
 from monitor.events.zones import Zone
-from monitor.types import Alert, AlertType, Box, Event, EventKind, Frame, Track, Tracks
-
-if TYPE_CHECKING:
-    from monitor.temporal.deciders import Verdict
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One sighting of a track: what the temporal classifier will read as the track's history."""
-
-    at: datetime
-    monotonic: float
-    frame_index: int
-    box: Box
-    score: float
-    class_name: str
-    zones: frozenset[str]
+from monitor.types import (
+    Alert, AlertType, Box, EndReason, Event, EventKind, Frame, Observation, Track, Tracks, Verdict,
+)
 
 
 @dataclass(slots=True)
 class _OpenEvent:
+    """An open event, its state as last alerted, and whether it is published at all."""
+
     event: Event
     last_alert_monotonic: float
     alerted: Event
+    silent: bool = False  # an object that never moved: recorded, not published
 
 
 @dataclass(slots=True)
@@ -69,14 +67,12 @@ class _TrackState:
     zone_last_inside: dict[str, Observation] = field(default_factory=dict)
     open: dict[tuple[EventKind, str | None], _OpenEvent] = field(default_factory=dict)
     behaviour_evidence: dict[EventKind, dict[str, Any]] = field(default_factory=dict)
+    movement: Movement | None = None
+    zones_visited: dict[str, None] = field(default_factory=dict)  # ordered set, entry order
 
     @property
     def last(self) -> Observation:
         return self.history[-1]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
 
 
 class EventLifecycle:
@@ -109,6 +105,12 @@ class EventLifecycle:
         self._snapshot_path = snapshot_path
         self._tracks: dict[int, _TrackState] = {}
         self._frame_size = (0, 0)  # of the newest frame: stored with track records
+        self._movement = MovementSettings(
+            iou=config.stationary_iou,
+            move_frames=config.stationary_move_frames,
+            after_s=config.stationary_after_s,
+            anchor_len=config.stationary_anchor_frames,
+        )
 
     def history(self, track_id: int) -> tuple[Observation, ...]:
         """The kept observations of a live track, oldest first (empty when unknown)."""
@@ -138,11 +140,27 @@ class EventLifecycle:
                 state.behaviour_evidence[kind] = {
                     **state.behaviour_evidence.get(kind, {}), "ended_by": verdict.evidence
                 }
-                alerts.extend(self._end(state, kind, None, verdict.at))
+                alerts.extend(self._end(state, kind, None, verdict.at, EndReason.BEHAVIOUR_OVER))
         return alerts
 
     def open_events(self) -> list[Event]:
         return [o.event for s in self._tracks.values() for o in s.open.values()]
+
+    def present(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The objects an operator is told about now: for each track with a published presence,
+        its label and the zones it is in (zones with a published intrusion event open)."""
+        objects = []
+        for state in self._tracks.values():
+            presence = state.open.get((EventKind.PRESENCE, None))
+            if presence is None or presence.silent:
+                continue
+            zones = tuple(
+                zone for kind, zone in state.open
+                if kind is EventKind.INTRUSION and zone is not None
+                and not state.open[(kind, zone)].silent
+            )
+            objects.append((state.label, zones))
+        return objects
 
     def update(self, tracks: Tracks) -> list[Alert]:
         """Feed one frame's tracks; returns the alerts this frame causes, in order."""
@@ -163,7 +181,7 @@ class EventLifecycle:
         alerts: list[Alert] = []
         for track_id, state in list(self._tracks.items()):
             if now_monotonic - state.last.monotonic >= self._config.end_after_s:
-                alerts.extend(self._end_all(state))
+                alerts.extend(self._end_all(state, EndReason.UNSEEN))
                 del self._tracks[track_id]
         return alerts
 
@@ -171,7 +189,7 @@ class EventLifecycle:
         """End every open event now (daemon shutdown); end times are each track's last sighting."""
         alerts: list[Alert] = []
         for state in self._tracks.values():
-            alerts.extend(self._end_all(state))
+            alerts.extend(self._end_all(state, EndReason.SHUTDOWN))
         self._tracks.clear()
         return alerts
 
@@ -182,9 +200,12 @@ class EventLifecycle:
         state = self._tracks.get(track.track_id)
         if state is None:
             state = _TrackState(
-                track.track_id, detection.label, deque(maxlen=self._config.history_len)
+                track.track_id, detection.label, deque(maxlen=self._config.history_len),
+                movement=Movement(self._movement, detection.box, frame.monotonic),
             )
             self._tracks[track.track_id] = state
+        assert state.movement is not None
+        state.movement.update(detection.box, frame.monotonic)
         foot_x, foot_y = detection.box.foot
         inside = frozenset(
             z.name for z in self._zones if z.contains(foot_x, foot_y, frame.width, frame.height)
@@ -201,6 +222,8 @@ class EventLifecycle:
         state.history.append(observation)
         state.sightings += 1
         state.classes[detection.class_name] += 1
+        for name in sorted(inside):
+            state.zones_visited.setdefault(name, None)
 
         ended_stays = self._track_zones(state, observation)
         alerts: list[Alert] = []
@@ -208,13 +231,44 @@ class EventLifecycle:
             if not self._is_confirmed(state):
                 return alerts
             state.confirmed = True
-            alerts.append(self._start(state, EventKind.PRESENCE, None, state.history[0]))
+        alerts.extend(self._presence(state))
+        if not self._announced(state):
+            alerts.extend(self._updates(state, observation))  # silent: keeps the record fresh
+            return alerts
         for zone, entered, last_inside in ended_stays:
             for kind in (EventKind.INTRUSION, EventKind.LOITERING):
-                alerts.extend(self._end(state, kind, zone, last_inside, entered))
+                alerts.extend(self._end(state, kind, zone, last_inside, EndReason.LEFT_ZONE, entered))
         alerts.extend(self._zone_events(state, observation))
         alerts.extend(self._updates(state, observation))
         return alerts
+
+    def _announced(self, state: _TrackState) -> bool:
+        """Whether the object's presence and zone events are published: it has moved since it
+        appeared (or the operator wants alerts for objects that never moved)."""
+        assert state.movement is not None
+        return self._config.alert_never_moved or state.movement.has_moved
+
+    def _presence(self, state: _TrackState) -> list[Alert]:
+        """Start (or publish) the presence event of a confirmed track."""
+        assert state.movement is not None
+        key = (EventKind.PRESENCE, None)
+        open_event = state.open.get(key)
+        if open_event is None:
+            if self._announced(state):
+                return [self._start(state, EventKind.PRESENCE, None, state.history[0])]
+            if state.movement.stationary:
+                # Stayed put since it appeared: keep a record, tell no one.
+                return [self._start(state, EventKind.PRESENCE, None, state.history[0], silent=True)]
+            return []  # not moved yet: wait for a move, or for it to become stationary
+        if open_event.silent and self._announced(state):
+            # The stationary object moved: from now on it is an ordinary event.
+            open_event.silent = False
+            started = self._refreshed(state, open_event.event)
+            started = replace(started, seq=started.seq + 1, announced=True)
+            open_event.event = open_event.alerted = started
+            open_event.last_alert_monotonic = state.last.monotonic
+            return [Alert(AlertType.START, started)]
+        return []
 
     def _is_confirmed(self, state: _TrackState) -> bool:
         if state.sightings < self._config.confirm_frames:
@@ -250,35 +304,69 @@ class EventLifecycle:
                 alerts.append(self._start(state, EventKind.LOITERING, name, entered))
         return alerts
 
+    def _refreshed(self, state: _TrackState, event: Event) -> Event:
+        """``event`` brought up to the track's newest sighting."""
+        assert state.movement is not None
+        last = state.last
+        return replace(
+            event,
+            score=max(event.score, last.score),
+            box=last.box,
+            seen_at=last.at,
+            seen_score=last.score,
+            stationary=state.movement.stationary,
+            zones=self._zones_of(state, event.zone),
+            dwell_s=self._dwell_s(state, event.zone),
+            evidence=self._evidence(state, event.kind, event.zone),
+        )
+
     def _updates(self, state: _TrackState, observation: Observation) -> list[Alert]:
         alerts: list[Alert] = []
         for open_event in state.open.values():
-            event = open_event.event
-            refreshed = replace(
-                event,
-                score=max(event.score, observation.score),
-                box=observation.box,
-                evidence=self._evidence(state, event.kind, event.zone),
-            )
+            refreshed = self._refreshed(state, open_event.event)
             open_event.event = refreshed
+            if open_event.silent:
+                continue
             throttled = (
                 observation.monotonic - open_event.last_alert_monotonic
                 < self._config.update_interval_s
             )
             alerted = open_event.alerted
             unchanged = refreshed.box == alerted.box and refreshed.score == alerted.score
-            if throttled or unchanged:
+            # A stationary object's box jitters: one update says it stopped, then quiet.
+            still = refreshed.stationary and alerted.stationary
+            if throttled or still or (unchanged and refreshed.stationary == alerted.stationary):
                 continue
+            refreshed = replace(refreshed, seq=alerted.seq + 1)
+            open_event.event = open_event.alerted = refreshed
             open_event.last_alert_monotonic = observation.monotonic
-            open_event.alerted = refreshed
             alerts.append(Alert(AlertType.UPDATE, refreshed))
         return alerts
+
+    def _zones_of(self, state: _TrackState, zone: str | None) -> tuple[str, ...]:
+        return (zone,) if zone is not None else tuple(state.zones_visited)
+
+    def _dwell_s(self, state: _TrackState, zone: str | None) -> float | None:
+        if zone is None:
+            return None
+        entered = state.zone_entered.get(zone)
+        last_inside = state.zone_last_inside.get(zone)
+        if entered is None or last_inside is None:
+            return None
+        return round(last_inside.monotonic - entered.monotonic, 2)
 
     # --- event transitions --------------------------------------------------------------------
 
     def _start(
-        self, state: _TrackState, kind: EventKind, zone: str | None, since: Observation
+        self,
+        state: _TrackState,
+        kind: EventKind,
+        zone: str | None,
+        since: Observation,
+        *,
+        silent: bool = False,
     ) -> Alert:
+        assert state.movement is not None
         last = state.last
         event_id = self._new_id()
         event = Event(
@@ -294,8 +382,15 @@ class EventLifecycle:
             zone=zone,
             snapshot=self._snapshot_path(self._camera, event_id),
             evidence=self._evidence(state, kind, zone),
+            seq=1,
+            seen_at=last.at,
+            seen_score=last.score,
+            stationary=state.movement.stationary,
+            zones=self._zones_of(state, zone),
+            dwell_s=self._dwell_s(state, zone),
+            announced=not silent,
         )
-        state.open[(kind, zone)] = _OpenEvent(event, last.monotonic, event)
+        state.open[(kind, zone)] = _OpenEvent(event, last.monotonic, event, silent)
         return Alert(AlertType.START, event)
 
     def _end(
@@ -304,6 +399,7 @@ class EventLifecycle:
         kind: EventKind,
         zone: str | None,
         last: Observation,
+        reason: EndReason,
         entered: Observation | None = None,
     ) -> list[Alert]:
         """End one open event at ``last``; ``entered`` is the start of a zone stay that is over."""
@@ -311,26 +407,35 @@ class EventLifecycle:
         if open_event is None:
             return []
         evidence = self._evidence(state, kind, zone)
+        dwell_s = open_event.event.dwell_s
         if entered is not None:
-            evidence["entered_at"] = _iso(entered.at)
-            evidence["dwell_s"] = round(last.monotonic - entered.monotonic, 2)
+            dwell_s = round(last.monotonic - entered.monotonic, 2)
+            evidence["entered_at"] = iso_utc(entered.at)
+            evidence["dwell_s"] = dwell_s
         evidence["track"] = _track_record(state.history, self._frame_size)
-        ended = replace(open_event.event, end_time=last.at, evidence=evidence)
+        ended = replace(
+            open_event.event,
+            end_time=last.at,
+            evidence=evidence,
+            dwell_s=dwell_s,
+            end_reason=reason,
+            seq=open_event.event.seq + 1,
+        )
         return [Alert(AlertType.END, ended)]
 
-    def _end_all(self, state: _TrackState) -> list[Alert]:
+    def _end_all(self, state: _TrackState, reason: EndReason) -> list[Alert]:
         alerts: list[Alert] = []
         # Zone events first, presence last: the object's life ends after its stays in zones.
         for kind, zone in sorted(state.open, key=lambda key: key[0] == EventKind.PRESENCE):
             last_inside = state.zone_last_inside.get(zone) if zone else None
-            alerts.extend(self._end(state, kind, zone, last_inside or state.last))
+            alerts.extend(self._end(state, kind, zone, last_inside or state.last, reason))
         return alerts
 
     def _evidence(self, state: _TrackState, kind: EventKind, zone: str | None) -> dict[str, Any]:
         scores = [o.score for o in state.history]
         evidence: dict[str, Any] = {
-            "first_seen": _iso(state.history[0].at),
-            "last_seen": _iso(state.last.at),
+            "first_seen": iso_utc(state.history[0].at),
+            "last_seen": iso_utc(state.last.at),
             "sightings": state.sightings,
             "median_score": round(statistics.median(scores), 3),
             "max_score": round(max(scores), 3),
@@ -344,7 +449,7 @@ class EventLifecycle:
             entered = state.zone_entered.get(zone)
             last_inside = state.zone_last_inside.get(zone)
             if entered is not None and last_inside is not None:
-                evidence["entered_at"] = _iso(entered.at)
+                evidence["entered_at"] = iso_utc(entered.at)
                 evidence["dwell_s"] = round(last_inside.monotonic - entered.monotonic, 2)
             if kind is EventKind.LOITERING:
                 evidence["loitering_s"] = self._config.loitering_s
@@ -358,7 +463,7 @@ def _track_record(history: Sequence[Observation], frame_size: tuple[int, int]) -
     origin = history[0].monotonic
     return {
         "frame_size": list(frame_size),
-        "first_at": _iso(history[0].at),
+        "first_at": iso_utc(history[0].at),
         "t": [round(o.monotonic - origin, 3) for o in history],
         "frame": [o.frame_index for o in history],
         "box": [o.box.as_list() for o in history],

@@ -6,25 +6,31 @@ Topics:
 
 Alert payload (JSON object, keys in this order)::
 
-    {"type": "start", "id": "3f0c...", "camera": "gate", "kind": "intrusion",
+    {"type": "update", "id": "3f0c...", "camera": "gate", "kind": "intrusion",
      "label": "person", "track_id": 7, "start_time": "2024-05-01T12:00:00.250Z",
-     "end_time": null, "score": 0.873, "box": [10.0, 20.0, 110.0, 220.0],
-     "zone": "yard", "snapshot": "/var/lib/monitor/snapshots/3f0c.jpg",
-     "seen_at": "2024-05-01T12:00:00.850Z"}
+     "end_time": null, "score": 0.812, "top_score": 0.873, "box": [10.0, 20.0, 110.0, 220.0],
+     "zone": "yard", "zones": ["yard"], "dwell_s": 4.6, "stationary": false, "end_reason": null,
+     "snapshot": "/var/lib/monitor/snapshots/gate/3f0c.jpg",
+     "seen_at": "2024-05-01T12:00:04.850Z", "seq": 3}
 
 Times are ISO-8601 in UTC with millisecond precision and a trailing ``Z``; ``end_time`` is null
 while the event is open. ``seen_at`` is the footage time of the newest sighting the alert is
 based on (for ``start``: the frame that confirmed the event, so arrival minus ``seen_at`` is the
 daemon's delay; ``start_time`` is the track's first sighting, earlier by the confirmation).
-``score`` is rounded to 3 decimals, ``box`` is ``[x1, y1, x2, y2]`` in
-pixels of the camera's frame (rounded to 0.1 px).
+``score`` is that sighting's detector score and ``top_score`` the best so far, both rounded to 3
+decimals; ``box`` is ``[x1, y1, x2, y2]`` in pixels of the camera's frame (rounded to 0.1 px).
+``zones`` are the zones the object has been in (a zone event: its own zone), ``dwell_s`` the
+seconds from entering the zone to the last sighting in it (null for other kinds). ``seq`` counts
+the event's alerts from 1: ``(id, type, seq)`` is unique, so it is the de-duplication key.
+``end_reason`` (on ``end``): ``unseen``, ``left_zone``, ``behaviour_over``, ``shutdown`` or
+``restart`` (found open at start-up after the daemon died).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
+from monitor.clock import iso_utc
 from monitor.types import Alert, EventKind, OutboxMessage
 
 _FORBIDDEN_IN_LEVEL = ("/", "#", "+")
@@ -57,18 +63,6 @@ def availability_topic(prefix: str) -> str:
     return f"{prefix}/available"
 
 
-def iso_utc(moment: datetime) -> str:
-    """Format an aware datetime as ISO-8601 UTC with milliseconds and a trailing ``Z``.
-
-    Raises:
-        ValueError: if ``moment`` is naive (the pipeline only carries UTC-aware datetimes).
-    """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"datetime {moment.isoformat()} is naive; expected a UTC-aware datetime")
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.removesuffix("+00:00") + "Z"
-
-
 def alert_payload(alert: Alert) -> str:
     """The JSON text of one alert (schema in the module docstring)."""
     event = alert.event
@@ -81,11 +75,17 @@ def alert_payload(alert: Alert) -> str:
         "track_id": event.track_id,
         "start_time": iso_utc(event.start_time),
         "end_time": None if event.end_time is None else iso_utc(event.end_time),
-        "score": round(float(event.score), 3),
+        "score": round(float(event.score if event.seen_score is None else event.seen_score), 3),
+        "top_score": round(float(event.score), 3),
         "box": event.box.as_list(),
         "zone": event.zone,
+        "zones": list(event.zones),
+        "dwell_s": event.dwell_s,
+        "stationary": event.stationary,
+        "end_reason": None if event.end_reason is None else event.end_reason.value,
         "snapshot": event.snapshot,
-        "seen_at": event.evidence.get("last_seen"),
+        "seen_at": None if event.seen_at is None else iso_utc(event.seen_at),
+        "seq": event.seq,
     }
     return json.dumps(body, separators=(",", ":"))
 

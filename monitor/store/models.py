@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -21,7 +22,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -100,7 +103,7 @@ class EventRow(Base):
     label: Mapped[str] = mapped_column(String(64))
     track_id: Mapped[int] = mapped_column(Integer)
     start_time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     score: Mapped[float] = mapped_column(Float)
     # [x1, y1, x2, y2] in pixels of the camera's frame.
     box: Mapped[list[float]] = mapped_column(JSON)
@@ -110,6 +113,16 @@ class EventRow(Base):
     # What an operator said the event really was (monitor label); training data for the model.
     operator_label: Mapped[str | None] = mapped_column(String(32))
     labelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Number of the event's newest alert (1 = its start); a restart's END continues it.
+    seq: Mapped[int] = mapped_column(Integer, server_default="0")
+    seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    seen_score: Mapped[float | None] = mapped_column(Float)
+    stationary: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    zones: Mapped[list[str] | None] = mapped_column(JSON)
+    dwell_s: Mapped[float | None] = mapped_column(Float)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    # False: an object that never moved, recorded but never published (no outbox rows).
+    announced: Mapped[bool] = mapped_column(Boolean, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

@@ -6,13 +6,17 @@ writes. Rows come back as the frozen boundary types of ``monitor.types``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from monitor.errors import first_line
+from monitor.store.db import StoreError, masked_url
 from monitor.store.models import EventRow, OutboxRow, require_utc
-from monitor.types import Box, Event, EventKind, OutboxMessage
+from monitor.types import Box, EndReason, Event, EventKind, OutboxMessage
 
 
 def pending_messages(engine: Engine, *, after_id: int, limit: int) -> list[OutboxMessage]:
@@ -117,6 +121,24 @@ def labelled_events(engine: Engine) -> list[Event]:
         return [_to_event(row) for row in session.scalars(query)]
 
 
+def open_events(engine: Engine, cameras: Sequence[str]) -> list[Event]:
+    """Events of these cameras that have no end (after a crash: left open), oldest first.
+
+    Raises:
+        StoreError: the database cannot be read (one line, URL masked).
+    """
+    statement = (
+        select(EventRow)
+        .where(EventRow.end_time.is_(None), EventRow.camera.in_(list(cameras)))
+        .order_by(EventRow.start_time, EventRow.id)
+    )
+    try:
+        with Session(engine) as session:
+            return [_to_event(row) for row in session.scalars(statement)]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read open events from {masked_url(engine)}: {first_line(exc)}") from None
+
+
 def delete_sent_before(engine: Engine, cutoff: datetime) -> int:
     """Delete outbox messages sent before ``cutoff`` (an aware datetime); unsent ones stay.
 
@@ -147,4 +169,12 @@ def _to_event(row: EventRow) -> Event:
         snapshot=row.snapshot,
         evidence=dict(row.evidence or {}),
         operator_label=row.operator_label,
+        seq=row.seq,
+        seen_at=row.seen_at,
+        seen_score=row.seen_score,
+        stationary=row.stationary,
+        zones=tuple(row.zones or ()),
+        dwell_s=row.dwell_s,
+        end_reason=None if row.end_reason is None else EndReason(row.end_reason),
+        announced=row.announced,
     )

@@ -37,7 +37,7 @@ BATCH_MAX = 256
 class _Record:
     seq: int
     alert: Alert
-    message: OutboxMessage
+    message: OutboxMessage | None  # None: recorded, not published
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +130,12 @@ class EventWriter:
         self._thread.start()
 
     def record(
-        self, alert: Alert, message: OutboxMessage, *, timeout_s: float | None = None
+        self, alert: Alert, message: OutboxMessage | None, *, timeout_s: float | None = None
     ) -> None:
         """Queue an alert's event upsert and its outbox message; blocks while the queue is full.
 
         Args:
+            message: what to publish, in the same transaction; None records the event only.
             timeout_s: longest wait for room in a full queue (None: as long as it takes).
 
         Raises:
@@ -363,6 +364,8 @@ class EventWriter:
                 if isinstance(item, _Record):
                     _upsert_event(session, item.alert)
                     message = item.message
+                    if message is None:
+                        continue
                     session.add(
                         OutboxRow(
                             event_id=item.alert.event.id,
@@ -385,28 +388,29 @@ def _upsert_event(session: Session, alert: Alert) -> None:
     row = session.get(EventRow, event.id)
     if row is None:
         # Also the path of an update whose start was never stored (e.g. written before a wipe).
-        session.add(
-            EventRow(
-                id=event.id,
-                camera=event.camera,
-                kind=event.kind.value,
-                label=event.label,
-                track_id=event.track_id,
-                start_time=event.start_time,
-                end_time=event.end_time,
-                score=event.score,
-                box=event.box.as_list(),
-                zone=event.zone,
-                snapshot=event.snapshot,
-                evidence=dict(event.evidence),
-            )
+        row = EventRow(
+            id=event.id,
+            camera=event.camera,
+            kind=event.kind.value,
+            label=event.label,
+            track_id=event.track_id,
+            start_time=event.start_time,
+            zone=event.zone,
         )
-    else:
-        row.end_time = event.end_time
-        row.score = event.score
-        row.box = event.box.as_list()
-        row.snapshot = event.snapshot
-        row.evidence = dict(event.evidence)
+        session.add(row)
+    row.end_time = event.end_time
+    row.score = event.score
+    row.box = event.box.as_list()
+    row.snapshot = event.snapshot
+    row.evidence = dict(event.evidence)
+    row.seq = event.seq
+    row.seen_at = event.seen_at
+    row.seen_score = event.seen_score
+    row.stationary = event.stationary
+    row.zones = list(event.zones)
+    row.dwell_s = event.dwell_s
+    row.end_reason = None if event.end_reason is None else event.end_reason.value
+    row.announced = event.announced
     # Flush now: the outbox row that follows references this event (FK), and a later alert of
     # the same event in this batch must find the row through session.get.
     session.flush()

@@ -17,7 +17,8 @@ import torch
 
 from monitor.config import TemporalConfig
 from monitor.temporal.checkpoint import Checkpoint
-from monitor.temporal.deciders import BehaviourDecider, TemporalScorer, TrackView
+from monitor.temporal.deciders import BehaviourDecider, TemporalScorer
+from monitor.types import TrackView
 from monitor.temporal.simulate import BEHAVIOURS, SimulationSettings, simulate_track
 
 

@@ -26,42 +26,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from monitor.config import TemporalConfig
-from monitor.events.lifecycle import Observation
 from monitor.temporal.checkpoint import Checkpoint, load_checkpoint
 from monitor.temporal.decide import DecisionConfig, Transition, VerdictTracker
 from monitor.temporal.features import track_window
 from monitor.temporal.model import predict_proba
+from monitor.types import Observation, TrackView, Verdict
 
 BEHAVIOUR_KINDS: tuple[str, ...] = ("fall", "running")
 """Verdicts that become events. Loitering stays the dwell-time rule of the event lifecycle (its
 threshold is the operator's to set); the model's loitering probability is kept as evidence."""
-
-
-@dataclass(frozen=True, slots=True)
-class TrackView:
-    """What a decider reads of one live track: its id and observations, oldest first."""
-
-    track_id: int
-    history: tuple[Observation, ...]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A behaviour of one track started or ended.
-
-    Attributes:
-        track_id: the track.
-        kind: ``fall`` or ``running``.
-        started: True for a start, False for an end.
-        at: the observation the change dates from (start: when the condition first held).
-        evidence: why (JSON-serialisable).
-    """
-
-    track_id: int
-    kind: str
-    started: bool
-    at: Observation
-    evidence: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.events.lifecycle import Observation
+from monitor.types import Observation
 
 FEATURES: tuple[str, ...] = (
     "cx", "cy", "w", "h", "aspect", "vx", "vy", "speed", "speed_1s", "score", "fall", "in_zone",

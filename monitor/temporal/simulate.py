@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from monitor.events.lifecycle import Observation
+from monitor.types import Observation
 from monitor.types import Box
 
 BEHAVIOURS: tuple[str, ...] = ("walk", "run", "stand", "loiter", "fall", "lie")

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from monitor.events.lifecycle import Observation, observations_from_record
+from monitor.events.lifecycle import observations_from_record
+from monitor.types import Observation
 from monitor.types import Event
 from monitor.temporal.checkpoint import Architecture, save_checkpoint
 from monitor.temporal.features import FeatureSpec, track_window
