@@ -319,7 +319,7 @@ def test_render_json_round_trips() -> None:
     events = sample_events()
     data = json.loads(report.render(events, "json"))
     assert [d["id"] for d in data] == ["e1", "e2"]
-    assert data[0]["end_time"] == "2026-01-01T12:00:12.500000+00:00"
+    assert data[0]["end_time"] == "2026-01-01T12:00:12.500Z"  # the one format, as on MQTT
     assert data[1]["end_time"] is None
     assert data[1]["box"] == [1.2, 2.0, 30.1, 40.0]
     assert data[0]["evidence"] == {"sightings": 9, "classes": {"Normal": 9}}
@@ -335,6 +335,8 @@ def test_render_csv() -> None:
     assert rows[1]["end_time"] == ""
     assert rows[1]["box"] == "1.2 2.0 30.1 40.0"
     assert rows[1]["zone"] == "gate"
+    assert rows[0]["start_time"] == "2026-01-01T12:00:00.000Z"
+    assert {"end_reason", "seq", "stationary", "zones", "dwell_s"} <= set(rows[0])
 
 
 @pytest.mark.parametrize(

@@ -9,16 +9,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from monitor.clock import iso_utc
 from monitor.types import Event
 
 COLUMNS = (
-    "id", "camera", "kind", "label", "track_id", "start_time", "end_time",
-    "score", "box", "zone", "snapshot",
+    "id", "camera", "kind", "label", "track_id", "start_time", "end_time", "end_reason",
+    "score", "seen_score", "seen_at", "box", "zone", "zones", "dwell_s", "stationary",
+    "announced", "seq", "snapshot", "operator_label",
 )
 
 
 def _time(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return iso_utc(moment) if moment else None
 
 
 def as_dict(event: Event) -> dict[str, Any]:
@@ -31,9 +33,17 @@ def as_dict(event: Event) -> dict[str, Any]:
         "track_id": event.track_id,
         "start_time": _time(event.start_time),
         "end_time": _time(event.end_time),
+        "end_reason": None if event.end_reason is None else event.end_reason.value,
         "score": round(event.score, 3),
+        "seen_score": None if event.seen_score is None else round(event.seen_score, 3),
+        "seen_at": _time(event.seen_at),
         "box": event.box.as_list(),
         "zone": event.zone,
+        "zones": list(event.zones),
+        "dwell_s": event.dwell_s,
+        "stationary": event.stationary,
+        "announced": event.announced,
+        "seq": event.seq,
         "snapshot": event.snapshot,
         "operator_label": event.operator_label,
         "evidence": event.evidence,
@@ -51,6 +61,7 @@ def render(events: Sequence[Event], fmt: str) -> str:
         for event in events:
             row = as_dict(event)
             row["box"] = " ".join(str(v) for v in row["box"])
+            row["zones"] = " ".join(row["zones"])
             writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
         return out.getvalue()
     return _table(events)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from monitor.clock import iso_utc
 from monitor.config import TemporalConfig
 from monitor.temporal.checkpoint import Checkpoint, load_checkpoint
 from monitor.temporal.decide import DecisionConfig, Transition, VerdictTracker
@@ -269,7 +270,7 @@ class BehaviourDecider:
             self._scorer.name: self._scorer.describe(),
             "rules": rule_values(track.history, self._config),
             "probabilities": [
-                {"at": o.at.isoformat(), **{k: round(v, 3) for k, v in s.items()}}
+                {"at": iso_utc(o.at), **{k: round(v, 3) for k, v in s.items()}}
                 for o, s in memory.steps
             ],
             "trigger": {
