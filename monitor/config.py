@@ -156,6 +156,10 @@ class MotionConfig(_Strict):
         10, ge=1, description="Frames before the background is trusted; until then whole frames "
         "are inferred.",
     )
+    off_delay_s: float = Field(
+        30.0, gt=0, le=86400, description="The retained motion state turns OFF after this long "
+        "without motion.",
+    )
 
     @field_validator("blur_px")
     @classmethod
@@ -200,8 +204,37 @@ class DetectorConfig(_Strict):
     regions: RegionsConfig = Field(default_factory=RegionsConfig)
 
 
+_NAME = re.compile(r"\A[A-Za-z0-9_-]+\Z")
+
+# Topic levels under {prefix}/{camera}/ that the daemon itself uses: a zone or label of one of
+# these names would share a topic with them.
+RESERVED_TOPIC_NAMES = frozenset({"motion", "events", "reviews", "available", "snapshot", "status",
+                                  "detect", "stats", "crossings"})
+
+
+def _topic_level_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be letters, digits, '-' or '_' (it is part of MQTT topics)"
+        )
+    if value in RESERVED_TOPIC_NAMES:
+        raise ValueError(
+            f"{what} {value!r} is reserved: it would share an MQTT topic with the daemon's own "
+            f"({', '.join(sorted(RESERVED_TOPIC_NAMES))})"
+        )
+    return value
+
+
 class ZoneConfig(_Strict):
-    name: str = Field(..., min_length=1, description="Zone name, used in events and topics.")
+    name: str = Field(
+        ..., min_length=1, max_length=64,
+        description="Zone name, used in events and topics: letters, digits, '-' and '_'.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _valid_zone_name(cls, value: str) -> str:
+        return _topic_level_name(value, "zone name")
     polygon: list[tuple[float, float]] = Field(
         ..., min_length=3, description="Corners as [x, y] normalised to 0..1 of the frame."
     )
@@ -213,9 +246,6 @@ class ZoneConfig(_Strict):
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 raise ValueError(f"corner [{x}, {y}] is outside 0..1 (coordinates are normalised)")
         return value
-
-
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class TrackerConfig(_Strict):
@@ -264,6 +294,17 @@ class CameraConfig(_Strict):
     def _valid_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError("must be letters, digits, '-' or '_' (it is part of MQTT topics)")
+        if value in {"events", "reviews", "available", "stats"}:
+            raise ValueError(f"camera name {value!r} is reserved: it is a topic of the daemon's own")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            _topic_level_name(label, "label")
+        if len(value) != len(set(value)):
+            raise ValueError(f"labels must be unique, got {value}")
         return value
 
     @field_validator("url")

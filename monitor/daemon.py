@@ -24,21 +24,19 @@ from monitor.config import Config, mask_url
 from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import YoloDetector
-from monitor.events.lifecycle import EventLifecycle
 from monitor.events.reconcile import restart_ends
 from monitor.events.snapshot import SnapshotWriter
-from monitor.events.zones import Zone
 from monitor.ingest.latest import LatestFrame
 from monitor.ingest.source import CameraSource, SourceStats
 from monitor.mqtt.client import MqttClient
 from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.topics import outbox_message
-from monitor.pipeline import CameraPipeline
+from monitor.mqtt.state import RetainedState
+from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.sdnotify import Notifier, SystemdNotifier
 from monitor.store import EventWriter, StoreError, open_database
 from monitor.store.queries import open_events, pending_messages
-from monitor.temporal.deciders import load_configured_checkpoint, make_decider
-from monitor.track.bytetrack import ByteTracker
+from monitor.temporal.deciders import load_configured_checkpoint
 from monitor.types import Alert, Detections
 
 log = logging.getLogger(__name__)
@@ -101,6 +99,7 @@ class Daemon:
         self._writer: EventWriter | None = None
         self._client: MqttClient | None = None
         self._publisher: OutboxPublisher | None = None
+        self._state: RetainedState | None = None
         self._regions: RegionDetector | None = None
 
     def install_signal_handlers(self) -> None:
@@ -187,9 +186,9 @@ class Daemon:
         self._client = MqttClient(
             config.mqtt,
             on_delivered=lambda mid: self._publisher.delivered(mid) if self._publisher else None,
-            # Back online: start draining the outbox now rather than at the next poll.
-            on_connection_change=lambda up: self._publisher.wake() if up and self._publisher else None,
+            on_connection_change=self._connection_changed,
         )
+        self._state = RetainedState(self._client, config.mqtt.prefix)
         self._publisher = OutboxPublisher(
             self._client,
             lambda after_id, limit: pending_messages(engine, after_id=after_id, limit=limit),
@@ -198,6 +197,15 @@ class Daemon:
         )
         self._client.start()
         self._publisher.start()
+        self._state.start()
+
+    def _connection_changed(self, connected: bool) -> None:
+        """paho's network thread: back online, drain the outbox now rather than at the next
+        poll, and give the broker every retained state value again."""
+        if connected and self._publisher is not None:
+            self._publisher.wake()
+        if self._state is not None:
+            self._state.connection_changed(connected)
 
     def _start_detection(self) -> None:
         config = self._config
@@ -220,16 +228,8 @@ class Daemon:
         assert sink is not None
         wake = threading.Event()
         for camera in config.cameras:
-            lifecycle = EventLifecycle(
-                camera.name,
-                camera.labels,
-                [Zone.from_config(z) for z in camera.zones],
-                config.events,
-                snapshot_path=snapshots.path_for,
-            )
-            tracker = ByteTracker(camera.name, config.tracker, camera.detect_fps)
-            self._pipelines[camera.name] = CameraPipeline(
-                tracker, lifecycle, snapshots, sink, make_decider(config.temporal, checkpoint)
+            self._pipelines[camera.name] = build_camera_pipeline(
+                camera, config, sink, snapshots, checkpoint, state=self._state
             )
             self._slots[camera.name] = LatestFrame(on_put=wake.set)
         memory_s = config.detector.regions.track_memory_s
@@ -406,6 +406,11 @@ class Daemon:
             if not self._publisher.flush(max(0.0, flush_s)):
                 log.info("broker did not take every alert before shutdown; they stay in the outbox")
             self._publisher.stop(share(0.05))
+        if self._state is not None:
+            # The counts the pipelines zeroed on close; then "offline" after them.
+            if not self._state.flush(share(0.05)):
+                log.info("broker did not take the final state; its retained values may be stale")
+            self._state.stop(share(0.02))
         if self._client is not None:
             self._client.stop(share(0.1))
         if self._writer is not None:

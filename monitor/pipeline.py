@@ -1,5 +1,9 @@
 """One camera's processing after detection: tracker -> event lifecycle -> behaviour decider ->
-snapshots -> sink."""
+snapshots -> sink, and the camera's retained state (counts, motion).
+
+``build_camera_pipeline`` wires one camera from config; the daemon and ``monitor eval`` both use
+it, so what is evaluated is what runs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,14 @@ import dataclasses
 import threading
 from typing import Protocol
 
+from monitor.config import CameraConfig, Config
 from monitor.events.lifecycle import EventLifecycle
+from monitor.events.occupancy import Occupancy, StateSink
 from monitor.events.snapshot import SnapshotWriter
-from monitor.temporal.deciders import BehaviourDecider
+from monitor.events.zones import Zone
+from monitor.temporal.checkpoint import Checkpoint
+from monitor.temporal.deciders import BehaviourDecider, make_decider
+from monitor.track.bytetrack import ByteTracker
 from monitor.types import Alert, AlertType, Box, Detections, Tracks, TrackView
 
 
@@ -34,6 +43,7 @@ class CameraPipeline:
         snapshots: writes the START snapshot (the frame the event was confirmed on).
         sink: receives every alert (the store and, through its outbox, MQTT).
         decider: turns the tracks seen in each frame into fall/running events (None: off).
+        occupancy: the camera's counts and motion state (None: not published).
     """
 
     def __init__(
@@ -43,9 +53,11 @@ class CameraPipeline:
         snapshots: SnapshotWriter,
         sink: AlertSink,
         decider: BehaviourDecider | None = None,
+        occupancy: Occupancy | None = None,
     ) -> None:
         self._tracker = tracker
         self._decider = decider
+        self._occupancy = occupancy
         self.lifecycle = lifecycle
         self._snapshots = snapshots
         self._sink = sink
@@ -92,6 +104,9 @@ class CameraPipeline:
             if alert.type is AlertType.START:
                 self._snapshots.write(tracks.frame, alert.event)
             self._emit(alert)
+        if self._occupancy is not None:
+            frame = tracks.frame
+            self._occupancy.update(self.lifecycle.present(), frame.monotonic, frame.motion)
 
     def _decide(self, tracks: Tracks) -> list[Alert]:
         assert self._decider is not None
@@ -115,6 +130,8 @@ class CameraPipeline:
                 return
             for alert in self.lifecycle.expire(now_monotonic):
                 self._emit(alert)
+            if self._occupancy is not None:
+                self._occupancy.update(self.lifecycle.present(), now_monotonic)
 
     def close(self, timeout_s: float = -1) -> bool:
         """End every open event (shutdown); later results are ignored.
@@ -132,6 +149,8 @@ class CameraPipeline:
                 self._closed = True
                 for alert in self.lifecycle.close_all():
                     self._emit(alert)
+                if self._occupancy is not None:
+                    self._occupancy.reset()
         finally:
             self._lock.release()
         return True
@@ -139,3 +158,57 @@ class CameraPipeline:
     def _emit(self, alert: Alert) -> None:
         self.alerts += 1
         self._sink.emit(alert)
+
+
+def build_camera_pipeline(
+    camera: CameraConfig,
+    config: Config,
+    sink: AlertSink,
+    snapshots: SnapshotWriter,
+    checkpoint: Checkpoint | None,
+    *,
+    tracker: Tracker | None = None,
+    decider: str | None = None,
+    state: StateSink | None = None,
+    with_snapshots: bool = True,
+) -> CameraPipeline:
+    """One camera's pipeline from config.
+
+    Args:
+        camera: the camera's section.
+        config: the whole config (events, tracker, temporal, motion sections).
+        sink: receives the alerts.
+        snapshots: writes START snapshots.
+        checkpoint: the temporal model (decider ``temporal``), else None.
+        tracker: share one tracker (``monitor eval`` compares deciders on the same tracks);
+            default a new ByteTrack for the camera.
+        decider: override ``[temporal] decider``.
+        state: receives the camera's counts and motion state (None: none kept). It gets the
+            empty state at once, replacing whatever a previous run left retained.
+        with_snapshots: events name a snapshot path (the daemon); ``monitor eval`` keeps none.
+    """
+    zones = [Zone.from_config(z) for z in camera.zones]
+    if with_snapshots:
+        lifecycle = EventLifecycle(
+            camera.name, camera.labels, zones, config.events, snapshot_path=snapshots.path_for
+        )
+    else:
+        lifecycle = EventLifecycle(camera.name, camera.labels, zones, config.events)
+    temporal = config.temporal
+    if decider is not None:
+        temporal = temporal.model_copy(update={"decider": decider})
+    occupancy = None
+    if state is not None:
+        occupancy = Occupancy(
+            camera.name, camera.labels, [z.name for z in camera.zones],
+            config.motion.off_delay_s, state, motion_known=config.motion.enabled,
+        )
+        occupancy.reset()
+    return CameraPipeline(
+        tracker or ByteTracker(camera.name, config.tracker, camera.detect_fps),
+        lifecycle,
+        snapshots,
+        sink,
+        make_decider(temporal, checkpoint),
+        occupancy,
+    )

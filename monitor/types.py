@@ -261,3 +261,19 @@ class Verdict:
     started: bool
     at: Observation
     evidence: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CameraState:
+    """What is in front of one camera now: the retained state subscribers read.
+
+    Attributes:
+        camera: camera name.
+        counts: ``(zone, label) -> objects present``; zone None is the whole camera. Only
+            announced objects count (one that never moved is not an alert, nor a count).
+        motion: something moved within the motion ``off_delay_s``; None while unknown.
+    """
+
+    camera: str
+    counts: dict[tuple[str | None, str], int] = field(hash=False)
+    motion: bool | None

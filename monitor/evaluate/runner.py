@@ -24,12 +24,9 @@ from monitor.detect.regions import RegionDetector
 from monitor.detect.yolo import YoloDetector
 from monitor.evaluate.annotations import KINDS, Interval
 from monitor.evaluate.matching import KindScore, score
-from monitor.events.lifecycle import EventLifecycle
 from monitor.events.snapshot import SnapshotWriter
-from monitor.events.zones import Zone
-from monitor.pipeline import CameraPipeline
+from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.temporal.checkpoint import Checkpoint
-from monitor.temporal.deciders import make_decider
 from monitor.ingest.motion import MotionDetector, combine
 from monitor.track.bytetrack import ByteTracker
 from monitor.types import Alert, AlertType, Frame, Motion
@@ -83,7 +80,8 @@ class _Collect:
 
     def emit(self, alert: Alert) -> None:
         event = alert.event
-        if alert.type is not AlertType.END or event.kind.value not in KINDS:
+        # An unannounced event (an object that never moved) was never an alert.
+        if alert.type is not AlertType.END or event.kind.value not in KINDS or not event.announced:
             return
         assert event.end_time is not None
         start = (event.start_time - _EPOCH).total_seconds()
@@ -149,7 +147,6 @@ def evaluate_clip(
     """Run one clip through detector (on motion regions, as the daemon does), tracker and one
     lifecycle + decider per decider."""
     camera = config.cameras[0]
-    zones = [Zone.from_config(z) for z in camera.zones]
     result = ClipResult(path.name)
     tracker = ByteTracker(camera.name, config.tracker, camera.detect_fps)
     # Events here carry no snapshot path, so this never writes.
@@ -157,11 +154,10 @@ def evaluate_clip(
     sinks: dict[str, _Collect] = {}
     pipelines: dict[str, CameraPipeline] = {}
     for name in deciders:
-        temporal = config.temporal.model_copy(update={"decider": name})
         sinks[name] = _Collect(path.name)
-        lifecycle = EventLifecycle(camera.name, camera.labels, zones, config.events)
-        pipelines[name] = CameraPipeline(
-            tracker, lifecycle, snapshots, sinks[name], make_decider(temporal, checkpoint)
+        pipelines[name] = build_camera_pipeline(
+            camera, config, sinks[name], snapshots, checkpoint,
+            tracker=tracker, decider=name, with_snapshots=False,
         )
     pending: list[Frame] = []
     read = 0

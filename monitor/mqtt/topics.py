@@ -1,8 +1,11 @@
 """MQTT topic names and alert payloads: pure functions, no I/O.
 
 Topics:
-    ``{prefix}/events/{camera}/{kind}``  one message per alert (start, update, end), QoS 1.
-    ``{prefix}/available``               retained ``online`` / ``offline`` (the last will).
+    ``{prefix}/events/{camera}/{kind}``    one message per alert (start, update, end), QoS 1.
+    ``{prefix}/available``                 retained ``online`` / ``offline`` (the last will).
+    ``{prefix}/{camera}/{label}``          retained count of objects present (e.g. ``2``).
+    ``{prefix}/{camera}/{zone}/{label}``   retained count of objects present in a zone.
+    ``{prefix}/{camera}/motion``           retained ``ON`` / ``OFF``.
 
 Alert payload (JSON object, keys in this order)::
 
@@ -31,7 +34,7 @@ from __future__ import annotations
 import json
 
 from monitor.clock import iso_utc
-from monitor.types import Alert, EventKind, OutboxMessage
+from monitor.types import Alert, CameraState, EventKind, OutboxMessage
 
 _FORBIDDEN_IN_LEVEL = ("/", "#", "+")
 
@@ -56,6 +59,35 @@ def event_topic(prefix: str, camera: str, kind: EventKind | str) -> str:
     """
     kind_name = kind.value if isinstance(kind, EventKind) else kind
     return f"{prefix}/events/{_level(camera, 'camera')}/{_level(kind_name, 'kind')}"
+
+
+def count_topic(prefix: str, camera: str, label: str, zone: str | None = None) -> str:
+    """Retained count of the objects of ``label`` present now, in the camera or one of its zones.
+
+    Returns:
+        ``{prefix}/{camera}/{label}`` or ``{prefix}/{camera}/{zone}/{label}``.
+    """
+    levels = [_level(camera, "camera")]
+    if zone is not None:
+        levels.append(_level(zone, "zone"))
+    levels.append(_level(label, "label"))
+    return "/".join([prefix, *levels])
+
+
+def motion_topic(prefix: str, camera: str) -> str:
+    """Retained ``ON``/``OFF``: something moved in front of the camera within the off delay."""
+    return f"{prefix}/{_level(camera, 'camera')}/motion"
+
+
+def state_messages(prefix: str, state: CameraState) -> list[tuple[str, str]]:
+    """The retained ``(topic, payload)`` pairs one camera state is published as."""
+    messages = [
+        (count_topic(prefix, state.camera, label, zone), str(count))
+        for (zone, label), count in state.counts.items()
+    ]
+    if state.motion is not None:
+        messages.append((motion_topic(prefix, state.camera), "ON" if state.motion else "OFF"))
+    return messages
 
 
 def availability_topic(prefix: str) -> str:
