@@ -29,7 +29,7 @@ from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.temporal.checkpoint import Checkpoint
 from monitor.ingest.motion import MotionDetector, combine
 from monitor.track.bytetrack import ByteTracker
-from monitor.types import Alert, AlertType, Frame, Motion
+from monitor.types import Alert, AlertType, Event, Frame, Motion
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class ClipResult:
     detections: int = 0
     fall_boxes: int = 0
     predicted: dict[str, list[Interval]] = field(default_factory=dict)
+    events: dict[str, list[Event]] = field(default_factory=dict)  # every ended event, any kind
 
 
 @dataclass
@@ -77,9 +78,12 @@ class _Collect:
     def __init__(self, clip: str) -> None:
         self.clip = clip
         self.intervals: list[Interval] = []
+        self.ended: list[Event] = []
 
     def emit(self, alert: Alert) -> None:
         event = alert.event
+        if alert.type is AlertType.END:
+            self.ended.append(event)
         # An unannounced event (an object that never moved) was never an alert.
         if alert.type is not AlertType.END or event.kind.value not in KINDS or not event.announced:
             return
@@ -189,6 +193,7 @@ def evaluate_clip(
     for name, pipeline in pipelines.items():
         pipeline.close()
         result.predicted[name] = sinks[name].intervals
+        result.events[name] = sinks[name].ended
     return result
 
 
