@@ -21,7 +21,7 @@ from monitor import __version__
 from monitor.config import (
     Config, ConfigError, DetectorConfig, load_config, load_database_url, mask_url,
 )
-from monitor.types import EventKind
+from monitor.types import EventKind, Severity
 
 if TYPE_CHECKING:
     from monitor.detect.yolo import YoloDetector
@@ -157,6 +157,32 @@ def cmd_events(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
     sys.stdout.write(report.render(events, args.format))
+    return EXIT_OK
+
+
+def cmd_reviews(args: argparse.Namespace) -> int:
+    from monitor.events import report
+    from monitor.store import open_database
+    from monitor.store.queries import get_review, list_reviews
+
+    engine = open_database(_existing_database_url(args))
+    if args.action == "show":
+        if not args.review_id:
+            raise UsageError("reviews show needs a REVIEW_ID")
+        review = get_review(engine, args.review_id)
+        if review is None:
+            raise UsageError(f"no review with id {args.review_id}")
+        sys.stdout.write(report.render_reviews([review], "json"))
+        return EXIT_OK
+    reviews = list_reviews(
+        engine,
+        camera=args.camera,
+        severity=args.severity,
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        limit=args.limit,
+    )
+    sys.stdout.write(report.render_reviews(reviews, args.format))
     return EXIT_OK
 
 
@@ -485,6 +511,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     events.add_argument("--format", choices=["table", "json", "csv"], default="table")
     events.set_defaults(func=cmd_events)
+
+    reviews = commands.add_parser(
+        "reviews",
+        help="list review items (one per period of activity on a camera, grouping its events)",
+        description="List review items newest first, or show one with its event ids.",
+    )
+    reviews.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    reviews.add_argument("review_id", nargs="?", metavar="REVIEW_ID")
+    _database_options(reviews)
+    reviews.add_argument("--camera", help="only this camera")
+    reviews.add_argument("--severity", choices=[s.value for s in Severity])
+    reviews.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")
+    reviews.add_argument("--until", metavar="TIME", help="started before: ISO-8601 or an age")
+    reviews.add_argument(
+        "--limit", type=_positive_int, default=50, help="most reviews shown (default 50)"
+    )
+    reviews.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    reviews.set_defaults(func=cmd_reviews)
 
     label = commands.add_parser(
         "label", help="say what an event really was (training data for 'train --from-db')"

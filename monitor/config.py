@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from monitor.types import EventKind
+
 
 class ConfigError(Exception):
     """A configuration problem; ``str()`` is one line per problem, each naming the key path."""
@@ -403,6 +405,37 @@ class EventsConfig(_Strict):
     )
 
 
+class ReviewsConfig(_Strict):
+    """Review items: one per period of activity on a camera, grouping its events."""
+
+    enabled: bool = Field(True, description="Keep and publish review items.")
+    gap_s: float = Field(
+        5.0, ge=0, le=3600, description="An event starting within this many seconds of the "
+        "review's last event ending joins that review; after it the review ends.",
+    )
+    max_duration_s: float = Field(
+        600.0, gt=0, le=86400, description="A review this long ends; events still open start "
+        "the next one (a busy camera would otherwise hold one review forever).",
+    )
+    alert_kinds: list[str] = Field(
+        default_factory=lambda: ["fall", "intrusion", "loitering", "running"],
+        description="Event kinds that make a review an 'alert'; others make it a 'detection'.",
+    )
+    alert_zones: list[str] = Field(
+        default_factory=list, description="If set, zone events (intrusion, loitering) make an "
+        "alert only in these zones.",
+    )
+
+    @field_validator("alert_kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        known = [kind.value for kind in EventKind]
+        for kind in value:
+            if kind not in known:
+                raise ValueError(f"unknown event kind {kind!r} (one of {', '.join(known)})")
+        return value
+
+
 class TemporalConfig(_Strict):
     """How behaviour events (fall, running) are decided from tracks; see docs/temporal.md."""
 
@@ -493,6 +526,7 @@ class Config(_Strict):
     source: SourceConfig = Field(default_factory=SourceConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    reviews: ReviewsConfig = Field(default_factory=ReviewsConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)

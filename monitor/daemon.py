@@ -24,20 +24,20 @@ from monitor.config import Config, mask_url
 from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import YoloDetector
-from monitor.events.reconcile import restart_ends
+from monitor.events.reconcile import restart_ends, restart_review_ends
 from monitor.events.snapshot import SnapshotWriter
 from monitor.ingest.latest import LatestFrame
 from monitor.ingest.source import CameraSource, SourceStats
 from monitor.mqtt.client import MqttClient
 from monitor.mqtt.outbox import OutboxPublisher
-from monitor.mqtt.topics import outbox_message
+from monitor.mqtt.topics import outbox_message, review_outbox_message
 from monitor.mqtt.state import RetainedState
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.sdnotify import Notifier, SystemdNotifier
 from monitor.store import EventWriter, StoreError, open_database
-from monitor.store.queries import open_events, pending_messages
+from monitor.store.queries import get_event, open_events, open_reviews, pending_messages
 from monitor.temporal.deciders import load_configured_checkpoint
-from monitor.types import Alert, Detections
+from monitor.types import Alert, Detections, ReviewMessage
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,16 @@ class _StoreSink:
                 "store queue full at shutdown: %s of event %s not recorded (the event stays open)",
                 alert.type.value,
                 alert.event.id,
+            )
+
+    def emit_review(self, message: ReviewMessage) -> None:
+        outbox = review_outbox_message(self._prefix, message)
+        try:
+            self._writer.record_review(message, outbox, timeout_s=self.timeout_s)
+        except TimeoutError:
+            log.warning(
+                "store queue full at shutdown: %s of review %s not recorded",
+                message.type.value, message.review.id,
             )
 
 
@@ -175,6 +185,13 @@ class Daemon:
         ends = restart_ends(open_events(self._engine, cameras))
         for alert in ends:
             self._sink.emit(alert)
+        review_ends = restart_review_ends(
+            open_reviews(self._engine, cameras),
+            {alert.event.id: alert.event for alert in ends},
+            lambda event_id: get_event(self._engine, event_id),
+        )
+        for message in review_ends:
+            self._sink.emit_review(message)
         if ends:
             log.warning(
                 "ended %d event(s) the previous run left open (end_reason restart)", len(ends)
@@ -229,7 +246,7 @@ class Daemon:
         wake = threading.Event()
         for camera in config.cameras:
             self._pipelines[camera.name] = build_camera_pipeline(
-                camera, config, sink, snapshots, checkpoint, state=self._state
+                camera, config, sink, snapshots, checkpoint, state=self._state, reviews=sink
             )
             self._slots[camera.name] = LatestFrame(on_put=wake.set)
         memory_s = config.detector.regions.track_memory_s
@@ -288,9 +305,9 @@ class Daemon:
         self._pipelines[detections.frame.camera].process(detections)
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now, wall = time.monotonic(), datetime.now(UTC)
         for pipeline in self._pipelines.values():
-            pipeline.expire(now)
+            pipeline.expire(now, wall)
 
     # --- serve --------------------------------------------------------------------------------
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from datetime import datetime
 from typing import Protocol
 
 from monitor.config import CameraConfig, Config
 from monitor.events.lifecycle import EventLifecycle
 from monitor.events.occupancy import Occupancy, StateSink
+from monitor.events.reviews import ReviewTracker
 from monitor.events.snapshot import SnapshotWriter
 from monitor.events.zones import Zone
 from monitor.temporal.checkpoint import Checkpoint
 from monitor.temporal.deciders import BehaviourDecider, make_decider
 from monitor.track.bytetrack import ByteTracker
-from monitor.types import Alert, AlertType, Box, Detections, Tracks, TrackView
+from monitor.types import Alert, AlertType, Box, Detections, ReviewMessage, Tracks, TrackView
 
 
 class Tracker(Protocol):
@@ -28,6 +30,10 @@ class Tracker(Protocol):
 
 class AlertSink(Protocol):
     def emit(self, alert: Alert) -> None: ...
+
+
+class ReviewSink(Protocol):
+    def emit_review(self, message: ReviewMessage) -> None: ...
 
 
 class CameraPipeline:
@@ -44,6 +50,7 @@ class CameraPipeline:
         sink: receives every alert (the store and, through its outbox, MQTT).
         decider: turns the tracks seen in each frame into fall/running events (None: off).
         occupancy: the camera's counts and motion state (None: not published).
+        reviews: groups the camera's events into review items, handed to ``review_sink``.
     """
 
     def __init__(
@@ -54,10 +61,16 @@ class CameraPipeline:
         sink: AlertSink,
         decider: BehaviourDecider | None = None,
         occupancy: Occupancy | None = None,
+        reviews: ReviewTracker | None = None,
+        review_sink: ReviewSink | None = None,
     ) -> None:
+        if (reviews is None) != (review_sink is None):
+            raise ValueError("reviews and review_sink come together")
         self._tracker = tracker
         self._decider = decider
         self._occupancy = occupancy
+        self._reviews = reviews
+        self._review_sink = review_sink
         self.lifecycle = lifecycle
         self._snapshots = snapshots
         self._sink = sink
@@ -104,9 +117,11 @@ class CameraPipeline:
             if alert.type is AlertType.START:
                 self._snapshots.write(tracks.frame, alert.event)
             self._emit(alert)
+        frame = tracks.frame
         if self._occupancy is not None:
-            frame = tracks.frame
             self._occupancy.update(self.lifecycle.present(), frame.monotonic, frame.motion)
+        if self._reviews is not None:
+            self._emit_reviews(self._reviews.advance(frame.captured_at))
 
     def _decide(self, tracks: Tracks) -> list[Alert]:
         assert self._decider is not None
@@ -123,8 +138,9 @@ class CameraPipeline:
         self._decider.forget(followed, frame.monotonic)
         return self.lifecycle.apply_verdicts(verdicts)
 
-    def expire(self, now_monotonic: float) -> None:
-        """End events of tracks that went unseen even though no frame arrives (dead camera)."""
+    def expire(self, now_monotonic: float, now: datetime | None = None) -> None:
+        """End events of tracks that went unseen even though no frame arrives (dead camera),
+        and a review quiet since (``now``: the wall clock, UTC-aware)."""
         with self._lock:
             if self._closed:
                 return
@@ -132,6 +148,8 @@ class CameraPipeline:
                 self._emit(alert)
             if self._occupancy is not None:
                 self._occupancy.update(self.lifecycle.present(), now_monotonic)
+            if self._reviews is not None and now is not None:
+                self._emit_reviews(self._reviews.advance(now))
 
     def close(self, timeout_s: float = -1) -> bool:
         """End every open event (shutdown); later results are ignored.
@@ -149,6 +167,8 @@ class CameraPipeline:
                 self._closed = True
                 for alert in self.lifecycle.close_all():
                     self._emit(alert)
+                if self._reviews is not None:
+                    self._emit_reviews(self._reviews.close())
                 if self._occupancy is not None:
                     self._occupancy.reset()
         finally:
@@ -158,6 +178,13 @@ class CameraPipeline:
     def _emit(self, alert: Alert) -> None:
         self.alerts += 1
         self._sink.emit(alert)
+        if self._reviews is not None:
+            self._emit_reviews(self._reviews.observe(alert))
+
+    def _emit_reviews(self, messages: list[ReviewMessage]) -> None:
+        assert self._review_sink is not None
+        for message in messages:
+            self._review_sink.emit_review(message)
 
 
 def build_camera_pipeline(
@@ -170,6 +197,7 @@ def build_camera_pipeline(
     tracker: Tracker | None = None,
     decider: str | None = None,
     state: StateSink | None = None,
+    reviews: ReviewSink | None = None,
     with_snapshots: bool = True,
 ) -> CameraPipeline:
     """One camera's pipeline from config.
@@ -185,6 +213,8 @@ def build_camera_pipeline(
         decider: override ``[temporal] decider``.
         state: receives the camera's counts and motion state (None: none kept). It gets the
             empty state at once, replacing whatever a previous run left retained.
+        reviews: receives the camera's review items (None, or ``[reviews] enabled`` false:
+            none are kept).
         with_snapshots: events name a snapshot path (the daemon); ``monitor eval`` keeps none.
     """
     zones = [Zone.from_config(z) for z in camera.zones]
@@ -197,6 +227,7 @@ def build_camera_pipeline(
     temporal = config.temporal
     if decider is not None:
         temporal = temporal.model_copy(update={"decider": decider})
+    keep_reviews = reviews is not None and config.reviews.enabled
     occupancy = None
     if state is not None:
         occupancy = Occupancy(
@@ -211,4 +242,6 @@ def build_camera_pipeline(
         sink,
         make_decider(temporal, checkpoint),
         occupancy,
+        ReviewTracker(camera.name, config.reviews) if keep_reviews else None,
+        reviews if keep_reviews else None,
     )

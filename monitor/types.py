@@ -277,3 +277,52 @@ class CameraState:
     camera: str
     counts: dict[tuple[str | None, str], int] = field(hash=False)
     motion: bool | None
+
+
+class Severity(str, enum.Enum):
+    """How a review item asks for attention (as Frigate's review items)."""
+
+    ALERT = "alert"  # an event of a configured kind (and zone): tell someone now
+    DETECTION = "detection"  # something was there: worth a look later
+
+
+class ReviewChange(str, enum.Enum):
+    NEW = "new"
+    UPDATE = "update"
+    END = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One period of activity on one camera, grouping the announced events inside it.
+
+    Attributes:
+        id: UUID string.
+        camera: camera name.
+        start_time: its first event's start.
+        end_time: its last event's end; None while open.
+        severity: ``alert`` once any event of it is alert-worthy, else ``detection``.
+        event_ids: its events, in the order they started.
+        kinds, labels, zones: what its events were, each in first-seen order.
+        seq: number of its newest message: 1 for ``new``, one more per update and the end.
+    """
+
+    id: str
+    camera: str
+    start_time: datetime
+    end_time: datetime | None
+    severity: Severity
+    event_ids: tuple[str, ...]
+    kinds: tuple[str, ...]
+    labels: tuple[str, ...]
+    zones: tuple[str, ...]
+    seq: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewMessage:
+    """A review opened, changed or ended; ``cause`` is the event that made it happen."""
+
+    type: ReviewChange
+    review: Review
+    cause: str

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from monitor.store import open_database
 from monitor.store.models import OutboxRow
-from monitor.store.queries import count_unsent, list_events
+from monitor.store.queries import count_unsent, list_events, list_reviews
 from monitor.types import Event
 from tests.fixtures.broker import Broker, Subscriber
 from tests.fixtures.rtsp import RtspServer
@@ -125,6 +125,16 @@ def test_two_rtsp_cameras_end_to_end(
             assert row.end_time is not None
             assert abs(datetime.fromisoformat(payload["end_time"]) - row.end_time) < MS
             assert payload["box"] == pytest.approx(row.box.as_list(), abs=0.11)
+        # One review per activity period per camera, grouping exactly the announced events.
+        reviews = list_reviews(engine, limit=1000)
+        members = Counter(i for r in reviews for i in r.event_ids)
+        assert set(members) == ids and max(members.values()) == 1
+        assert all(rows[i].camera == r.camera for r in reviews for i in r.event_ids)
+        assert all(r.end_time is not None for r in reviews)
+        assert {r.severity.value for r in reviews if r.camera == "cam1"} == {"alert"}
+        review_ends = [json.loads(m.payload) for m in subscriber.messages
+                       if m.topic == "monitor/reviews" and json.loads(m.payload)["type"] == "end"]
+        assert sorted(m["id"] for m in review_ends) == sorted(r.id for r in reviews)
         availability = [m.payload for m in subscriber.messages if m.topic == "monitor/available"]
         assert availability[0] == "online" and availability[-1] == "offline"
 
@@ -133,7 +143,7 @@ def test_two_rtsp_cameras_end_to_end(
         [sys.executable, "-m", "monitor.cli", "events", "--config", str(config), "--format",
          "json", "--limit", "10000"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert {e["id"] for e in json.loads(result.stdout)} == ids
+    assert {e["id"] for e in json.loads(result.stdout) if e["announced"]} == ids
     one = next(iter(ids))
     shown = subprocess.run(
         [sys.executable, "-m", "monitor.cli", "events", "show", one, "--config", str(config)],

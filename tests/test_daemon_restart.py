@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from monitor.store import open_database
-from monitor.store.queries import count_unsent, list_events
+from monitor.store.queries import count_unsent, list_events, list_reviews
 from tests.fixtures.broker import Broker, Subscriber
 from tests.fixtures.rtsp import RtspServer
 from tests.test_daemon import alerts, config_for, start_daemon
@@ -49,6 +49,8 @@ def test_sigkill_mid_event_then_restart_ends_every_event(
             first.process.wait(10)
         left_open = {e.id: e for e in list_events(engine, limit=1000) if e.end_time is None}
         assert len(left_open) >= 2
+        reviews_left_open = {r.id for r in list_reviews(engine) if r.end_time is None}
+        assert len(reviews_left_open) == 1          # one camera, one activity period
 
         second = start_daemon(config, tmp_path / "run2")
         try:
@@ -74,6 +76,21 @@ def test_sigkill_mid_event_then_restart_ends_every_event(
             assert after.end_time is not None and after.end_time >= after.start_time
             assert after.seq == before.seq + 1          # the END continues the event's numbering
         assert count_unsent(engine) == 0
+        # Reviews: every one ended, the killed run's one at its last event's end; reviews and
+        # events agree by id, and each announced event belongs to exactly one review.
+        reviews = list_reviews(engine, limit=1000)
+        assert all(r.end_time is not None for r in reviews)
+        by_id = {e.id: e for e in events}
+        members = Counter(i for r in reviews for i in r.event_ids)
+        assert set(members) == {e.id for e in events if e.announced}
+        assert max(members.values()) == 1
+        for review in reviews:
+            assert review.end_time == max(by_id[i].end_time for i in review.event_ids)  # type: ignore[type-var]
+            assert review.severity.value == "alert"   # intrusions into "path"
+        review_msgs = [json.loads(m.payload) for m in subscriber.messages
+                       if m.topic == "monitor/reviews"]
+        assert {m["id"] for m in review_msgs if m["type"] == "end"} == {r.id for r in reviews}
+        assert reviews_left_open <= {m["id"] for m in review_msgs if m["type"] == "end"}
         # Each alert once per (id, type, seq); one START per announced event over both runs.
         keys = Counter((a["id"], a["type"], a["seq"]) for a in alerts(subscriber.messages))
         assert max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]

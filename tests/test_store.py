@@ -39,8 +39,11 @@ from monitor.store import (
 )
 from monitor.store.db import alembic_config
 from monitor.store.models import Base, EventRow, OutboxRow
-from monitor.store.queries import open_events
-from monitor.types import Alert, AlertType, Box, EndReason, Event, EventKind, OutboxMessage
+from monitor.store.queries import get_review, list_reviews, open_events, open_reviews
+from monitor.types import (
+    Alert, AlertType, Box, EndReason, Event, EventKind, OutboxMessage, Review, ReviewChange,
+    ReviewMessage, Severity,
+)
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
@@ -710,3 +713,26 @@ def test_open_events_on_an_unreachable_database_is_a_store_error() -> None:
     with pytest.raises(StoreError) as info:
         open_events(dead, ["front"])
     assert "secret" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_reviews_are_stored_and_published_through_the_outbox_in_order(
+    engine: Engine, writer: EventWriter
+) -> None:
+    person = make_event()
+    review = Review(id=str(uuid.uuid4()), camera="front", start_time=T0, end_time=None,
+                    severity=Severity.DETECTION, event_ids=(person.id,), kinds=("presence",),
+                    labels=("person",), zones=(), seq=1)
+    outbox = OutboxMessage(None, "front", "monitor/reviews", '{"type":"new"}')
+    record(writer, AlertType.START, person)
+    writer.record_review(ReviewMessage(ReviewChange.NEW, review, person.id), outbox)
+    done = replace(review, end_time=T0 + timedelta(seconds=9), severity=Severity.ALERT, seq=2)
+    writer.record_review(ReviewMessage(ReviewChange.END, done, person.id), outbox)
+    assert writer.flush(timeout_s=5.0)
+    assert get_review(engine, review.id) == done
+    assert list_reviews(engine, severity="alert") == [done]
+    assert list_reviews(engine, camera="elsewhere") == []
+    assert open_reviews(engine, ["front"]) == []
+    rows = outbox_rows(engine)
+    assert [r.topic for r in rows] == ["monitor/events/front/presence", "monitor/reviews",
+                                       "monitor/reviews"]
+    assert {r.event_id for r in rows} == {person.id}

@@ -9,10 +9,12 @@ events for whatever is still there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from monitor.types import Alert, AlertType, EndReason, Event
+from monitor.types import (
+    Alert, AlertType, EndReason, Event, Review, ReviewChange, ReviewMessage,
+)
 
 
 def restart_ends(left_open: Sequence[Event]) -> list[Alert]:
@@ -36,3 +38,28 @@ def restart_ends(left_open: Sequence[Event]) -> list[Alert]:
         )
         for event in left_open
     ]
+
+
+def restart_review_ends(
+    left_open: Sequence[Review],
+    ended_now: Mapping[str, Event],
+    stored_event: Callable[[str], Event | None],
+) -> list[ReviewMessage]:
+    """END messages for reviews found open at start-up: each ends when its last event did.
+
+    Args:
+        left_open: reviews without an end time.
+        ended_now: the events ``restart_ends`` is ending, by id (their new end times).
+        stored_event: reads one of the review's other events from the store.
+    """
+    messages = []
+    for review in left_open:
+        ends = [review.start_time]
+        for event_id in review.event_ids:
+            event = ended_now.get(event_id) or stored_event(event_id)
+            if event is not None:
+                ends.append(event.end_time or event.seen_at or event.start_time)
+        ended = replace(review, end_time=max(ends), seq=review.seq + 1)
+        cause = review.event_ids[-1] if review.event_ids else ""
+        messages.append(ReviewMessage(ReviewChange.END, ended, cause))
+    return [m for m in messages if m.cause]  # an outbox row names an event

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.clock import iso_utc
-from monitor.types import Event
+from monitor.types import Event, Review
 
 COLUMNS = (
     "id", "camera", "kind", "label", "track_id", "start_time", "end_time", "end_reason",
@@ -146,3 +146,54 @@ def _why(behaviour: dict[str, Any]) -> list[str]:
         lines.append(f"  ended: {ended['trigger'].get('from')} (probability "
                      f"{ended['trigger'].get('probability')})")
     return lines
+
+
+REVIEW_COLUMNS = (
+    "id", "camera", "severity", "start_time", "end_time", "events", "kinds", "labels", "zones",
+    "seq",
+)
+
+
+def review_dict(review: Review) -> dict[str, Any]:
+    """A review as plain JSON-ready values (the field names of its MQTT message)."""
+    return {
+        "id": review.id,
+        "camera": review.camera,
+        "severity": review.severity.value,
+        "start_time": _time(review.start_time),
+        "end_time": _time(review.end_time),
+        "events": list(review.event_ids),
+        "kinds": list(review.kinds),
+        "labels": list(review.labels),
+        "zones": list(review.zones),
+        "seq": review.seq,
+    }
+
+
+def render_reviews(reviews: Sequence[Review], fmt: str) -> str:
+    """Render review items as ``table``, ``json`` (an array) or ``csv`` (with a header)."""
+    if fmt == "json":
+        return json.dumps([review_dict(r) for r in reviews], indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(REVIEW_COLUMNS)
+        for review in reviews:
+            row = review_dict(review)
+            for key in ("events", "kinds", "labels", "zones"):
+                row[key] = " ".join(row[key])
+            writer.writerow(["" if row[c] is None else row[c] for c in REVIEW_COLUMNS])
+        return out.getvalue()
+    if not reviews:
+        return "no reviews\n"
+    header = ("START (UTC)", "DURATION", "CAMERA", "SEVERITY", "EVENTS", "KINDS", "ZONES", "ID")
+    rows = [header]
+    for r in reviews:
+        duration = f"{(r.end_time - r.start_time).total_seconds():.1f}s" if r.end_time else "open"
+        rows.append((
+            r.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, r.camera, r.severity.value,
+            str(len(r.event_ids)), ",".join(r.kinds), ",".join(r.zones) or "-", r.id,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"

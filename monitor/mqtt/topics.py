@@ -2,6 +2,7 @@
 
 Topics:
     ``{prefix}/events/{camera}/{kind}``    one message per alert (start, update, end), QoS 1.
+    ``{prefix}/reviews``                   review items (new, update, end), QoS 1.
     ``{prefix}/available``                 retained ``online`` / ``offline`` (the last will).
     ``{prefix}/{camera}/{label}``          retained count of objects present (e.g. ``2``).
     ``{prefix}/{camera}/{zone}/{label}``   retained count of objects present in a zone.
@@ -34,7 +35,7 @@ from __future__ import annotations
 import json
 
 from monitor.clock import iso_utc
-from monitor.types import Alert, CameraState, EventKind, OutboxMessage
+from monitor.types import Alert, CameraState, EventKind, OutboxMessage, ReviewMessage
 
 _FORBIDDEN_IN_LEVEL = ("/", "#", "+")
 
@@ -88,6 +89,46 @@ def state_messages(prefix: str, state: CameraState) -> list[tuple[str, str]]:
     if state.motion is not None:
         messages.append((motion_topic(prefix, state.camera), "ON" if state.motion else "OFF"))
     return messages
+
+
+def reviews_topic(prefix: str) -> str:
+    """Review items of every camera: ``new``, ``update`` and ``end`` messages, QoS 1."""
+    return f"{prefix}/reviews"
+
+
+def review_payload(message: ReviewMessage) -> str:
+    """The JSON text of one review message::
+
+        {"type": "new", "id": "9a1e...", "camera": "gate", "severity": "alert",
+         "start_time": "2024-05-01T12:00:00.250Z", "end_time": null,
+         "events": ["3f0c...", "77b2..."], "kinds": ["presence", "intrusion"],
+         "labels": ["person"], "zones": ["yard"], "seq": 1}
+
+    ``(id, type, seq)`` is unique, as for alerts.
+    """
+    review = message.review
+    body = {
+        "type": message.type.value,
+        "id": review.id,
+        "camera": review.camera,
+        "severity": review.severity.value,
+        "start_time": iso_utc(review.start_time),
+        "end_time": None if review.end_time is None else iso_utc(review.end_time),
+        "events": list(review.event_ids),
+        "kinds": list(review.kinds),
+        "labels": list(review.labels),
+        "zones": list(review.zones),
+        "seq": review.seq,
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def review_outbox_message(prefix: str, message: ReviewMessage) -> OutboxMessage:
+    """The outbox row of one review message (in order with the camera's event alerts)."""
+    return OutboxMessage(
+        id=None, camera=message.review.camera, topic=reviews_topic(prefix),
+        payload=review_payload(message),
+    )
 
 
 def availability_topic(prefix: str) -> str:

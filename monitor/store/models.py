@@ -127,6 +127,26 @@ class EventRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
+class ReviewRow(Base):
+    """One review item (see ``monitor.types.Review``), inserted when it opens, updated until it
+    ends."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    camera: Mapped[str] = mapped_column(String(64), index=True)
+    start_time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    event_ids: Mapped[list[str]] = mapped_column(JSON)
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    zones: Mapped[list[str]] = mapped_column(JSON)
+    seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
 class OutboxRow(Base):
     """One MQTT message waiting to be published; ``sent_at`` is set once the broker acked it."""
 
@@ -147,6 +167,7 @@ class OutboxRow(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
+    # The event the message is about; for a review message, the event that changed the review.
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
     camera: Mapped[str] = mapped_column(String(64))
     topic: Mapped[str] = mapped_column(String(512))

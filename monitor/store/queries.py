@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import first_line
 from monitor.store.db import StoreError, masked_url
-from monitor.store.models import EventRow, OutboxRow, require_utc
-from monitor.types import Box, EndReason, Event, EventKind, OutboxMessage
+from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc
+from monitor.types import Box, EndReason, Event, EventKind, OutboxMessage, Review, Severity
 
 
 def pending_messages(engine: Engine, *, after_id: int, limit: int) -> list[OutboxMessage]:
@@ -177,4 +177,69 @@ def _to_event(row: EventRow) -> Event:
         dwell_s=row.dwell_s,
         end_reason=None if row.end_reason is None else EndReason(row.end_reason),
         announced=row.announced,
+    )
+
+
+def list_reviews(
+    engine: Engine,
+    *,
+    camera: str | None = None,
+    severity: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[Review]:
+    """Review items, newest ``start_time`` first (filters as ``list_events``)."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    query = select(ReviewRow)
+    if camera is not None:
+        query = query.where(ReviewRow.camera == camera)
+    if severity is not None:
+        query = query.where(ReviewRow.severity == Severity(severity).value)
+    if since is not None:
+        query = query.where(ReviewRow.start_time >= require_utc(since, "since"))
+    if until is not None:
+        query = query.where(ReviewRow.start_time < require_utc(until, "until"))
+    query = query.order_by(ReviewRow.start_time.desc(), ReviewRow.id.desc()).limit(limit)
+    with Session(engine) as session:
+        return [_to_review(row) for row in session.scalars(query)]
+
+
+def get_review(engine: Engine, review_id: str) -> Review | None:
+    with Session(engine) as session:
+        row = session.get(ReviewRow, review_id)
+        return _to_review(row) if row is not None else None
+
+
+def open_reviews(engine: Engine, cameras: Sequence[str]) -> list[Review]:
+    """Reviews of these cameras without an end (left open by a crash), oldest first.
+
+    Raises:
+        StoreError: the database cannot be read.
+    """
+    statement = (
+        select(ReviewRow)
+        .where(ReviewRow.end_time.is_(None), ReviewRow.camera.in_(list(cameras)))
+        .order_by(ReviewRow.start_time, ReviewRow.id)
+    )
+    try:
+        with Session(engine) as session:
+            return [_to_review(row) for row in session.scalars(statement)]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read open reviews from {masked_url(engine)}: {first_line(exc)}") from None
+
+
+def _to_review(row: ReviewRow) -> Review:
+    return Review(
+        id=row.id,
+        camera=row.camera,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        severity=Severity(row.severity),
+        event_ids=tuple(row.event_ids),
+        kinds=tuple(row.kinds),
+        labels=tuple(row.labels),
+        zones=tuple(row.zones),
+        seq=row.seq,
     )

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import first_line
 from monitor.store.db import masked_url
-from monitor.store.models import EventRow, OutboxRow, require_utc, utcnow
+from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc, utcnow
 from monitor.store.queries import delete_sent_before
-from monitor.types import Alert, OutboxMessage
+from monitor.types import Alert, OutboxMessage, Review, ReviewMessage
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,13 @@ class _Record:
     seq: int
     alert: Alert
     message: OutboxMessage | None  # None: recorded, not published
+
+
+@dataclass(frozen=True, slots=True)
+class _ReviewRecord:
+    seq: int
+    message: ReviewMessage
+    outbox: OutboxMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ class _Prune:
     seq: int
 
 
-_Item = _Record | _MarkSent | _Prune
+_Item = _Record | _ReviewRecord | _MarkSent | _Prune
 
 
 class _Aborted(Exception):
@@ -152,6 +159,23 @@ class EventWriter:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"event {event.id} evidence is not JSON-serialisable: {exc}") from None
         self._put(lambda seq: _Record(seq, alert, message), timeout_s)
+
+    def record_review(
+        self, message: ReviewMessage, outbox: OutboxMessage, *, timeout_s: float | None = None
+    ) -> None:
+        """Queue a review's upsert and its outbox message (after the events it names, which
+        were queued first); blocks while the queue is full, as ``record``.
+
+        Raises:
+            ValueError: a naive datetime.
+            RuntimeError: the writer was stopped.
+            TimeoutError: the queue stayed full for ``timeout_s``; nothing was queued.
+        """
+        review = message.review
+        require_utc(review.start_time, f"review {review.id} start_time")
+        if review.end_time is not None:
+            require_utc(review.end_time, f"review {review.id} end_time")
+        self._put(lambda seq: _ReviewRecord(seq, message, outbox), timeout_s)
 
     def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         """Queue setting ``sent_at`` to now on these outbox rows (rows already sent keep theirs)."""
@@ -301,7 +325,7 @@ class EventWriter:
             log = logger.error if isinstance(exc, DBAPIError) else logger.exception
             log("dropping %s that %s refuses: %s", _describe(batch[0]), self._name, first_line(exc))
             return
-        if self._on_commit is not None and any(isinstance(i, _Record) for i in batch):
+        if self._on_commit is not None and any(isinstance(i, _Record | _ReviewRecord) for i in batch):
             try:
                 self._on_commit()
             except Exception:
@@ -374,6 +398,16 @@ class EventWriter:
                             payload=message.payload,
                         )
                     )
+                elif isinstance(item, _ReviewRecord):
+                    _upsert_review(session, item.message.review)
+                    session.add(
+                        OutboxRow(
+                            event_id=item.message.cause,
+                            camera=item.outbox.camera,
+                            topic=item.outbox.topic,
+                            payload=item.outbox.payload,
+                        )
+                    )
                 elif isinstance(item, _MarkSent):
                     session.execute(
                         update(OutboxRow)
@@ -416,9 +450,27 @@ def _upsert_event(session: Session, alert: Alert) -> None:
     session.flush()
 
 
+def _upsert_review(session: Session, review: Review) -> None:
+    row = session.get(ReviewRow, review.id)
+    if row is None:
+        row = ReviewRow(id=review.id, camera=review.camera, start_time=review.start_time)
+        session.add(row)
+    row.start_time = review.start_time
+    row.end_time = review.end_time
+    row.severity = review.severity.value
+    row.event_ids = list(review.event_ids)
+    row.kinds = list(review.kinds)
+    row.labels = list(review.labels)
+    row.zones = list(review.zones)
+    row.seq = review.seq
+    session.flush()
+
+
 def _describe(item: _Item) -> str:
     if isinstance(item, _Record):
         return f"{item.alert.type.value} alert of event {item.alert.event.id}"
+    if isinstance(item, _ReviewRecord):
+        return f"{item.message.type.value} of review {item.message.review.id}"
     if isinstance(item, _MarkSent):
         return f"sent-mark of outbox ids {list(item.outbox_ids)}"
     return "outbox prune"
