@@ -9,8 +9,11 @@ import tomllib
 
 import pytest
 
+from typing import Any
+
 from monitor.config import (
-    ConfigError, MotionConfig, RegionsConfig, load_config, mask_url, parse_config,
+    ConfigError, EventsConfig, MotionConfig, RegionsConfig, ReviewsConfig, load_config, mask_url,
+    parse_config,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -234,3 +237,34 @@ def test_the_example_shows_every_motion_and_region_key_at_its_default() -> None:
     defaults = parse_config(minimal())
     assert example.motion == defaults.motion
     assert example.detector.regions == defaults.detector.regions
+
+
+def test_the_example_shows_every_events_and_reviews_key_at_its_default() -> None:
+    raw = tomllib.loads((REPO / "config.example.toml").read_text())
+    assert set(raw["events"]) == set(EventsConfig.model_fields)
+    assert set(raw["reviews"]) == set(ReviewsConfig.model_fields)
+    example = load_config(REPO / "config.example.toml")
+    defaults = parse_config(minimal())
+    assert example.events == defaults.events
+    assert example.reviews == defaults.reviews
+
+
+@pytest.mark.parametrize(
+    ("camera", "expected"),
+    [
+        ({"labels": ["motion"]}, "label 'motion' is reserved"),
+        ({"labels": ["person", "person"]}, "labels must be unique"),
+        ({"zones": [{"name": "yard\n", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "zone name"),
+        ({"zones": [{"name": "front door", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "zone name"),
+        ({"zones": [{"name": "status", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "is reserved"),
+        ({"name": "reviews"}, "is reserved"),
+    ],
+)
+def test_names_that_would_break_topics_are_refused(camera: dict[str, Any], expected: str) -> None:
+    data = minimal()
+    data["cameras"][0].update(camera)
+    assert expected in error_of(data)
+
+
+def test_review_kinds_must_be_event_kinds() -> None:
+    assert "unknown event kind 'fal'" in error_of(minimal(reviews={"alert_kinds": ["fal"]}))
