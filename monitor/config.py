@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from monitor.types import EventKind
+from monitor.types import EventKind, kinds_where
 
 
 class ConfigError(Exception):
@@ -418,7 +418,7 @@ class ReviewsConfig(_Strict):
         "the next one (a busy camera would otherwise hold one review forever).",
     )
     alert_kinds: list[str] = Field(
-        default_factory=lambda: ["fall", "intrusion", "loitering", "running"],
+        default_factory=lambda: list(kinds_where(alert=True)),
         description="Event kinds that make a review an 'alert'; others make it a 'detection'.",
     )
     alert_zones: list[str] = Field(

@@ -133,6 +133,51 @@ class EventKind(str, enum.Enum):
     RUNNING = "running"
 
 
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """What the rest of the code needs to know about one event kind (read, never re-spelled).
+
+    Attributes:
+        zone_event: belongs to one zone (``Event.zone`` set).
+        behaviour: started and ended by a behaviour decider from the track's history.
+        evaluated: labelled by ``monitor synth`` and scored by ``monitor eval``.
+        alert: makes a review an ``alert`` by default (``[reviews] alert_kinds``).
+        colour: its colour in plots.
+        summary: one line for help texts.
+    """
+
+    zone_event: bool
+    behaviour: bool
+    evaluated: bool
+    alert: bool
+    colour: str
+    summary: str
+
+
+# In the order tables and plots show them: behaviours first.
+KIND_INFO: dict[EventKind, KindInfo] = {
+    EventKind.FALL: KindInfo(False, True, True, True, "#d62728",
+                             "the temporal model saw a fall and the person down"),
+    EventKind.RUNNING: KindInfo(False, True, True, True, "#1f77b4",
+                                "the temporal model saw running"),
+    EventKind.LOITERING: KindInfo(True, False, True, True, "#2ca02c",
+                                  "it stayed in a zone loitering_s"),
+    EventKind.PRESENCE: KindInfo(False, False, False, False, "#7f7f7f",
+                                 "a confirmed object of a watched label"),
+    EventKind.INTRUSION: KindInfo(True, False, False, True, "#ff7f0e",
+                                  "its foot point is inside a zone"),
+}
+
+
+def kinds_where(**flags: bool) -> tuple[str, ...]:
+    """Kind names (in ``KIND_INFO`` order) whose ``KindInfo`` has these flag values,
+    e.g. ``kinds_where(behaviour=True)`` -> ``("fall", "running")``."""
+    return tuple(
+        kind.value for kind, info in KIND_INFO.items()
+        if all(getattr(info, name) == value for name, value in flags.items())
+    )
+
+
 class AlertType(str, enum.Enum):
     START = "start"
     UPDATE = "update"

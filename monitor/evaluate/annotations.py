@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-KINDS: tuple[str, ...] = ("fall", "running", "loitering")
+from monitor.types import kinds_where
+
+KINDS: tuple[str, ...] = kinds_where(evaluated=True)
 FIELDS: tuple[str, ...] = ("clip", "kind", "start", "end")
 
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monitor.evaluate.annotations import Interval
+from monitor.types import KIND_INFO
 
-KIND_COLOURS = {"fall": "#d62728", "running": "#1f77b4", "loitering": "#2ca02c"}
+KIND_COLOURS = {kind.value: info.colour for kind, info in KIND_INFO.items() if info.evaluated}
 
 
 def plot_timeline(

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 
 from monitor.config import ReviewsConfig
 from monitor.types import (
-    Alert, AlertType, Event, Review, ReviewChange, ReviewMessage, Severity,
+    Alert, AlertType, Event, Review, ReviewChange, ReviewMessage, Severity, kinds_where,
 )
 
-_ZONE_KINDS = frozenset({"intrusion", "loitering"})
+_ZONE_KINDS = frozenset(kinds_where(zone_event=True))
 
 
 def _append(values: tuple[str, ...], *more: str | None) -> tuple[str, ...]:

@@ -13,8 +13,9 @@ import numpy as np
 from monitor.events.zones import Zone
 from monitor.synth.boxes import foot_points, in_view
 from monitor.synth.plan import ClipSpec
+from monitor.types import EventKind, kinds_where
 
-EVENT_KINDS: tuple[str, ...] = ("fall", "running", "loitering")
+EVENT_KINDS: tuple[str, ...] = kinds_where(evaluated=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +65,11 @@ def annotate(
     width, height = frame_size
     boxes = spec.labelled.boxes
     interval: tuple[float, float] | None = None
-    if spec.kind == "fall" and spec.fall_frame is not None:
+    if spec.kind == EventKind.FALL.value and spec.fall_frame is not None:
         interval = round(spec.fall_frame / spec.fps, 3), round(spec.n_frames / spec.fps, 3)
-    elif spec.kind == "running":
+    elif spec.kind == EventKind.RUNNING.value:
         interval = _interval(in_view(boxes, width, height, min_in_view), spec.fps)
-    elif spec.kind == "loitering":
+    elif spec.kind == EventKind.LOITERING.value:
         interval = _interval(feet_in_zone(boxes, zone, width, height), spec.fps)
     if interval is None:
         return []

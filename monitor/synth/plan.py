@@ -22,9 +22,11 @@ from monitor.synth.motion import (
     follow, head,
 )
 from monitor.synth.render import pose_box
-from monitor.synth.settings import SynthSettings
+from monitor.synth.settings import WALK, SynthSettings
+from monitor.types import EventKind
 
-ROLE_FOR_KIND = {"fall": "faller", "running": "runner", "loitering": "loiterer", "walk": "walker"}
+ROLE_FOR_KIND = {EventKind.FALL.value: "faller", EventKind.RUNNING.value: "runner",
+                 EventKind.LOITERING.value: "loiterer", WALK: "walker"}
 OFFSCREEN_PAD_PX = 4.0  # people start and end this far beyond the point where they are unseen
 ZONE_POINT_TRIES = 1000  # rejection sampling of points in the zone; a sliver of a zone needs many
 
@@ -163,9 +165,9 @@ class ClipPlanner:
         fall_frame: int | None = None
         problem: str | None = None
         for _ in range(s.plan_tries):
-            if kind == "fall":
+            if kind == EventKind.FALL.value:
                 main, fall_frame = self.faller(n_frames)
-            elif kind == "loitering":
+            elif kind == EventKind.LOITERING.value:
                 main, n_frames = self.loiterer()
             else:
                 main = self.crosser(n_frames, ROLE_FOR_KIND[kind], set(), labelled=True)

@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from monitor.synth.crops import CropSettings
+from monitor.types import kinds_where
 
-KINDS: tuple[str, ...] = ("fall", "running", "loitering", "walk")
+WALK = "walk"  # a clip kind with no event: people walking by
+
+KINDS: tuple[str, ...] = (*kinds_where(evaluated=True), WALK)
 """Clip kinds, in the order they are generated; ``walk`` clips hold no event."""
 
 

@@ -31,9 +31,10 @@ from monitor.temporal.checkpoint import Checkpoint, load_checkpoint
 from monitor.temporal.decide import DecisionConfig, Transition, VerdictTracker
 from monitor.temporal.features import track_window
 from monitor.temporal.model import predict_proba
-from monitor.types import Observation, TrackView, Verdict
+from monitor.types import EventKind, Observation, TrackView, Verdict, kinds_where
 
-BEHAVIOUR_KINDS: tuple[str, ...] = ("fall", "running")
+BEHAVIOUR_KINDS: tuple[str, ...] = kinds_where(behaviour=True)
+FALL, RUNNING = EventKind.FALL.value, EventKind.RUNNING.value
 """Verdicts that become events. Loitering stays the dwell-time rule of the event lifecycle (its
 threshold is the operator's to set); the model's loitering probability is kept as evidence."""
 
@@ -155,7 +156,7 @@ class RuleScorer:
                 and values["max_recent_aspect"] >= config.upright_aspect
             )
             running = values["speed_hps"] >= config.running_speed_hps
-            scores.append({"fall": float(fell), "running": float(running)})
+            scores.append({FALL: float(fell), RUNNING: float(running)})
         return scores
 
     def describe(self) -> dict[str, Any]:
@@ -180,7 +181,7 @@ class PerFrameScorer:
     def score(
         self, tracks: Sequence[TrackView], width: int, height: int
     ) -> list[dict[str, float]]:
-        return [{"fall": float(t.history[-1].class_name == "Fall")} for t in tracks]
+        return [{FALL: float(t.history[-1].class_name == "Fall")} for t in tracks]
 
     def describe(self) -> dict[str, Any]:
         return {"fall_class": "Fall"}
@@ -245,11 +246,11 @@ class BehaviourDecider:
             wanted = {k: scores.get(k, 0.0) for k in self._kinds}
             down = aspect(last) <= self._config.lying_aspect
             sequence = self._scorer.traits.sequence
-            if sequence and not down and "fall" in wanted:
+            if sequence and not down and FALL in wanted:
                 # A fall is a drop *then lying*: while the box is upright no fall starts, and one
                 # that was open ends (the person got up) - whatever the window looks like.
-                wanted["fall"] = 0.0
-            held = frozenset({"fall"}) if down and sequence else frozenset()
+                wanted[FALL] = 0.0
+            held = frozenset({FALL}) if down and sequence else frozenset()
             for change in self._verdicts.update(track.track_id, wanted, last.monotonic, held=held):
                 verdicts.append(self._verdict(track, change, memory))
         return verdicts
