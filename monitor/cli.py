@@ -476,6 +476,23 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _listing_options(
+    parser: argparse.ArgumentParser, noun: str, filter_flag: str, filter_choices: list[str]
+) -> None:
+    """``list``/``show ID`` and the filters ``monitor events`` and ``monitor reviews`` share."""
+    parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    parser.add_argument(f"{noun}_id", nargs="?", metavar=f"{noun.upper()}_ID")
+    _database_options(parser)
+    parser.add_argument("--camera", help="only this camera")
+    parser.add_argument(filter_flag, choices=filter_choices)
+    parser.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")
+    parser.add_argument("--until", metavar="TIME", help="started before: ISO-8601 or an age")
+    parser.add_argument(
+        "--limit", type=_positive_int, default=50, help=f"most {noun}s shown (default 50)"
+    )
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor",
@@ -499,17 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list recorded events, or 'events show ID' for one with its evidence",
         description="List events newest first, or show one event with its evidence.",
     )
-    events.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    events.add_argument("event_id", nargs="?", metavar="EVENT_ID")
-    _database_options(events)
-    events.add_argument("--camera", help="only this camera")
-    events.add_argument("--kind", choices=[kind.value for kind in EventKind])
-    events.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")
-    events.add_argument("--until", metavar="TIME", help="started before: ISO-8601 or an age")
-    events.add_argument(
-        "--limit", type=_positive_int, default=50, help="most events shown (default 50)"
-    )
-    events.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    _listing_options(events, "event", "--kind", [kind.value for kind in EventKind])
     events.set_defaults(func=cmd_events)
 
     reviews = commands.add_parser(
@@ -517,17 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list review items (one per period of activity on a camera, grouping its events)",
         description="List review items newest first, or show one with its event ids.",
     )
-    reviews.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    reviews.add_argument("review_id", nargs="?", metavar="REVIEW_ID")
-    _database_options(reviews)
-    reviews.add_argument("--camera", help="only this camera")
-    reviews.add_argument("--severity", choices=[s.value for s in Severity])
-    reviews.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")
-    reviews.add_argument("--until", metavar="TIME", help="started before: ISO-8601 or an age")
-    reviews.add_argument(
-        "--limit", type=_positive_int, default=50, help="most reviews shown (default 50)"
-    )
-    reviews.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    _listing_options(reviews, "review", "--severity", [s.value for s in Severity])
     reviews.set_defaults(func=cmd_reviews)
 
     label = commands.add_parser(

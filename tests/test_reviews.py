@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from monitor.config import ReviewsConfig
 from monitor.events.reviews import ReviewTracker
+from monitor.store import EventWriter, open_database
 from monitor.types import (
-    Alert, AlertType, Box, Event, EventKind, ReviewChange, ReviewMessage, Severity,
+    Alert, AlertType, Box, Event, EventKind, OutboxMessage, Review, ReviewChange, ReviewMessage,
+    Severity,
 )
 from tests.builders import EPOCH
 
@@ -97,3 +103,39 @@ def test_close_ends_the_open_review_at_its_last_sighting() -> None:
     assert kinds(out) == [("end", "r1", "detection")] and out[0].review.end_time == at(7)
     assert out[0].type is ReviewChange.END and out[0].cause == "a"
     assert reviews.close() == []
+
+
+def test_reviews_cli_lists_filters_and_shows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    engine = open_database(url)
+    writer = EventWriter(engine)
+    writer.start()
+    person = event("ev-1", end_time=at(9))
+    writer.record(Alert(AlertType.END, person), None)
+    for number, severity in enumerate((Severity.ALERT, Severity.DETECTION)):
+        review = Review(id=f"rv-{number}", camera="cam1", start_time=at(number * 60),
+                        end_time=at(number * 60 + 9), severity=severity, event_ids=("ev-1",),
+                        kinds=("presence", "intrusion"), labels=("person",), zones=("yard",))
+        writer.record_review(ReviewMessage(ReviewChange.END, review, "ev-1"),
+                             OutboxMessage(None, "cam1", "monitor/reviews", "{}"))
+    writer.stop(5.0)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "monitor.cli", "reviews", *args, "--db", url],
+                              capture_output=True, text=True, timeout=60)
+
+    listed = cli("--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["id"] for r in rows] == ["rv-1", "rv-0"]                  # newest first
+    assert rows[1]["start_time"] == "2026-01-01T12:00:00.000Z" and rows[1]["events"] == ["ev-1"]
+    alerts_only = json.loads(cli("--severity", "alert", "--format", "json").stdout)
+    assert [r["id"] for r in alerts_only] == ["rv-0"]
+    table = cli().stdout.splitlines()
+    assert table[0].split()[:3] == ["START", "(UTC)", "DURATION"] and "rv-0" in table[2]
+    csv_lines = cli("--format", "csv").stdout.splitlines()
+    assert csv_lines[0].startswith("id,camera,severity") and "presence intrusion" in csv_lines[1]
+    assert json.loads(cli("show", "rv-1").stdout)[0]["severity"] == "detection"
+    missing = cli("show", "nope")
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
+    assert "no review with id nope" in missing.stderr

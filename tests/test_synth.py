@@ -540,3 +540,15 @@ def test_real_detector_sees_the_fallen_person(footage: Path, tmp_path: Path) -> 
     assert checked >= 10
     assert found / checked >= 0.8, f"lying person found in {found} of {checked} frames"
 
+
+
+def test_every_clip_says_how_many_people_are_in_view_and_in_the_zone(generated: Generated) -> None:
+    for path in generated.paths:
+        people = json.loads(path.with_suffix(".people.json").read_text())
+        spec = generated.specs[path.name]
+        assert len(people["in_view"]) == len(people["in_zone"]) == spec.n_frames
+        assert max(people["in_view"]) <= len(spec.actors)
+        assert all(z <= v or v == 0 for z, v in zip(people["in_zone"], people["in_view"]))
+    loiterer = next(p for p in generated.paths if p.name.startswith("loitering"))
+    people = json.loads(loiterer.with_suffix(".people.json").read_text())
+    assert max(people["in_zone"]) >= 1              # the loiterer stands in the zone

@@ -55,16 +55,23 @@ def render(events: Sequence[Event], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([as_dict(e) for e in events], indent=2) + "\n"
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for event in events:
-            row = as_dict(event)
-            row["box"] = " ".join(str(v) for v in row["box"])
-            row["zones"] = " ".join(row["zones"])
-            writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
-        return out.getvalue()
+        return _csv(COLUMNS, [as_dict(e) for e in events])
     return _table(events)
+
+
+def _csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """A header, then one line per row; a list is one cell of space-separated values, None an
+    empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([
+            " ".join(str(v) for v in row[c]) if isinstance(row[c], list)
+            else "" if row[c] is None else row[c]
+            for c in columns
+        ])
+    return out.getvalue()
 
 
 def _table(events: Sequence[Event]) -> str:
@@ -175,15 +182,7 @@ def render_reviews(reviews: Sequence[Review], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([review_dict(r) for r in reviews], indent=2) + "\n"
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(REVIEW_COLUMNS)
-        for review in reviews:
-            row = review_dict(review)
-            for key in ("events", "kinds", "labels", "zones"):
-                row[key] = " ".join(row[key])
-            writer.writerow(["" if row[c] is None else row[c] for c in REVIEW_COLUMNS])
-        return out.getvalue()
+        return _csv(REVIEW_COLUMNS, [review_dict(r) for r in reviews])
     if not reviews:
         return "no reviews\n"
     header = ("START (UTC)", "DURATION", "CAMERA", "SEVERITY", "EVENTS", "KINDS", "ZONES", "ID")

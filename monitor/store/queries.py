@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, Select, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -74,21 +75,32 @@ def list_events(
     Returns:
         The matching events.
     """
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
-    query = select(EventRow)
-    if camera is not None:
-        query = query.where(EventRow.camera == camera)
+    query = _newest_first(select(EventRow), EventRow, camera, since, until, limit)
     if kind is not None:
         query = query.where(EventRow.kind == EventKind(kind).value)
-    if since is not None:
-        query = query.where(EventRow.start_time >= require_utc(since, "since"))
-    if until is not None:
-        query = query.where(EventRow.start_time < require_utc(until, "until"))
-    # id breaks ties so pages are stable when events share a start time.
-    query = query.order_by(EventRow.start_time.desc(), EventRow.id.desc()).limit(limit)
     with Session(engine) as session:
         return [_to_event(row) for row in session.scalars(query)]
+
+
+_Query = TypeVar("_Query", bound=Select[Any])
+_Open = TypeVar("_Open", EventRow, ReviewRow)
+
+
+def _newest_first(
+    query: _Query, table: type[EventRow] | type[ReviewRow], camera: str | None,
+    since: datetime | None, until: datetime | None, limit: int,
+) -> _Query:
+    """The filters and order ``list_events`` and ``list_reviews`` share."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    if camera is not None:
+        query = query.where(table.camera == camera)
+    if since is not None:
+        query = query.where(table.start_time >= require_utc(since, "since"))
+    if until is not None:
+        query = query.where(table.start_time < require_utc(until, "until"))
+    # id breaks ties so pages are stable when rows share a start time.
+    return query.order_by(table.start_time.desc(), table.id.desc()).limit(limit)
 
 
 def get_event(engine: Engine, event_id: str) -> Event | None:
@@ -127,16 +139,25 @@ def open_events(engine: Engine, cameras: Sequence[str]) -> list[Event]:
     Raises:
         StoreError: the database cannot be read (one line, URL masked).
     """
+    return [_to_event(row) for row in _left_open(engine, EventRow, cameras)]
+
+
+def _left_open(
+    engine: Engine, table: type[_Open], cameras: Sequence[str]
+) -> list[_Open]:
+    """Rows of ``table`` of these cameras without an end time, oldest first (start-up)."""
     statement = (
-        select(EventRow)
-        .where(EventRow.end_time.is_(None), EventRow.camera.in_(list(cameras)))
-        .order_by(EventRow.start_time, EventRow.id)
+        select(table)
+        .where(table.end_time.is_(None), table.camera.in_(list(cameras)))
+        .order_by(table.start_time, table.id)
     )
     try:
         with Session(engine) as session:
-            return [_to_event(row) for row in session.scalars(statement)]
+            return list(session.scalars(statement))
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read open events from {masked_url(engine)}: {first_line(exc)}") from None
+        raise StoreError(
+            f"cannot read open {table.__tablename__} from {masked_url(engine)}: {first_line(exc)}"
+        ) from None
 
 
 def delete_sent_before(engine: Engine, cutoff: datetime) -> int:
@@ -190,18 +211,9 @@ def list_reviews(
     limit: int = 100,
 ) -> list[Review]:
     """Review items, newest ``start_time`` first (filters as ``list_events``)."""
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
-    query = select(ReviewRow)
-    if camera is not None:
-        query = query.where(ReviewRow.camera == camera)
+    query = _newest_first(select(ReviewRow), ReviewRow, camera, since, until, limit)
     if severity is not None:
         query = query.where(ReviewRow.severity == Severity(severity).value)
-    if since is not None:
-        query = query.where(ReviewRow.start_time >= require_utc(since, "since"))
-    if until is not None:
-        query = query.where(ReviewRow.start_time < require_utc(until, "until"))
-    query = query.order_by(ReviewRow.start_time.desc(), ReviewRow.id.desc()).limit(limit)
     with Session(engine) as session:
         return [_to_review(row) for row in session.scalars(query)]
 
@@ -218,16 +230,7 @@ def open_reviews(engine: Engine, cameras: Sequence[str]) -> list[Review]:
     Raises:
         StoreError: the database cannot be read.
     """
-    statement = (
-        select(ReviewRow)
-        .where(ReviewRow.end_time.is_(None), ReviewRow.camera.in_(list(cameras)))
-        .order_by(ReviewRow.start_time, ReviewRow.id)
-    )
-    try:
-        with Session(engine) as session:
-            return [_to_review(row) for row in session.scalars(statement)]
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read open reviews from {masked_url(engine)}: {first_line(exc)}") from None
+    return [_to_review(row) for row in _left_open(engine, ReviewRow, cameras)]
 
 
 def _to_review(row: ReviewRow) -> Review:

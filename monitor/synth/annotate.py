@@ -74,3 +74,23 @@ def annotate(
     if interval is None:
         return []
     return [Annotation(spec.name, spec.kind, *interval)]
+
+
+def occupancy(
+    spec: ClipSpec, zone: Zone, frame_size: tuple[int, int], min_in_view: float
+) -> dict[str, object]:
+    """Per frame, how many people are in view and how many have their feet in the zone: the
+    truth the retained counts (``{prefix}/{camera}/{label}``, ``.../{zone}/{label}``) are
+    checked against. Written beside each clip as ``<clip>.people.json``.
+
+    Returns:
+        ``{"clip", "fps", "zone", "in_view": [int per frame], "in_zone": [int per frame]}``.
+    """
+    width, height = frame_size
+    visible = np.zeros(spec.n_frames, dtype=int)
+    inside = np.zeros(spec.n_frames, dtype=int)
+    for actor in spec.actors:
+        visible += in_view(actor.boxes, width, height, min_in_view)
+        inside += feet_in_zone(actor.boxes, zone, width, height)
+    return {"clip": spec.name, "fps": spec.fps, "zone": [list(p) for p in zone.polygon],
+            "in_view": visible.tolist(), "in_zone": inside.tolist()}

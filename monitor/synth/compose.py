@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.events.zones import Zone
-from monitor.synth.annotate import Annotation, annotate
+from monitor.synth.annotate import Annotation, annotate, occupancy
 from monitor.synth.assets import SceneAssets, load_or_build
 from monitor.synth.crops import Detect
 from monitor.synth.motion import Stage
@@ -153,6 +153,8 @@ def generate_clips(
         write_clip(path, frames, settings.fps)
         labels = annotate(spec, zone, assets.frame_size, settings.in_view_frac)
         rows.extend(labels)
+        people = occupancy(spec, zone, assets.frame_size, settings.in_view_frac)
+        path.with_suffix(".people.json").write_text(json.dumps(people) + "\n", encoding="utf-8")
         paths.append(path)
         events = ", ".join(f"{a.kind} {a.start:.1f}-{a.end:.1f} s" for a in labels) or "no event"
         report(f"{spec.name}: {spec.n_frames} frames, {len(spec.actors)} people, {events}")
