@@ -14,7 +14,7 @@ from monitor.config import DetectorConfig
 from monitor.detect.export import ExportError, export_model
 from monitor.detect.yolo import DetectorError, YoloDetector, backend_of
 from monitor.geometry import iou
-from monitor.types import Detections, Frame
+from monitor.types import Box, Detections, Frame
 
 MODEL = "fall_detection/models/best.pt"
 SAMPLE_INDICES = (40, 220, 400, 580, 780)  # spread through vtest.avi's 795 frames
@@ -158,21 +158,30 @@ def results(detectors: dict[str, YoloDetector], frames: list[Frame]) -> dict[str
 
 
 
+# vtest.avi's static yellow object on the lawn: not a person, scored about 0.5 as "Fall" with two
+# boxes of the one blob (a 42 px and a 64 px tall one) that the model cannot choose between; which
+# one an int8 build keeps depends on the CPU's int8 kernels (AVX-512 VNNI or not).
+NOT_A_PERSON = Box(58, 485, 172, 557)
+
+
 def assert_finds_the_same(
     got: list[Detections], expected: list[Detections], *, min_score: float, min_iou: float,
-    max_score_diff: float, max_count_diff: int,
+    max_score_diff: float, max_count_diff: int, ignore: tuple[Box, ...] = (),
 ) -> None:
-    """Each of ``expected``'s detections scoring >= min_score has a match in ``got``."""
+    """Each of ``expected``'s detections scoring >= min_score has a match in ``got`` (those
+    overlapping an ``ignore`` box aside)."""
     for mine, theirs in zip(got, expected, strict=True):
         assert mine.frame is theirs.frame
         index = theirs.frame.index
-        confident = [d for d in theirs.items if d.score >= min_score]
+        confident = [d for d in theirs.items if d.score >= min_score
+                     and not any(iou(d.box, box) >= 0.3 for box in ignore)]
         for want in confident:
             match = max(mine.items, key=lambda d: iou(d.box, want.box), default=None)
             assert match is not None, (index, want, mine.items)
             assert iou(match.box, want.box) >= min_iou, (index, match, want)
             assert abs(match.score - want.score) <= max_score_diff, (index, match, want)
-        count = sum(1 for d in mine.items if d.score >= min_score)
+        count = sum(1 for d in mine.items if d.score >= min_score
+                    and not any(iou(d.box, box) >= 0.3 for box in ignore))
         assert abs(count - len(confident)) <= max_count_diff, (index, mine.items, confident)
 
 
@@ -298,7 +307,8 @@ def test_an_int8_export_finds_nearly_what_the_pt_finds(
     # (measured on 20 frames: IoU >= 0.88, scores within 0.04, at most one more or fewer
     # detection >= 0.5 per frame); the bounds leave about twice that room.
     assert_finds_the_same(int8_detector.detect(frames), results["torch"], min_score=0.5,
-                          min_iou=0.8, max_score_diff=0.08, max_count_diff=2)
+                          min_iou=0.8, max_score_diff=0.08, max_count_diff=2,
+                          ignore=(NOT_A_PERSON,))
 
 
 def test_int8_calibration_needs_frames(tmp_path: Path) -> None:

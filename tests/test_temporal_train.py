@@ -188,9 +188,11 @@ def test_shipped_checkpoint_is_small_and_valid() -> None:
 
 @pytest.mark.slow
 def test_monitor_train_reproduces_the_shipped_checkpoint(tmp_path: Path) -> None:
-    """The documented command, run again, gives the shipped model's weights and metrics (one
-    torch thread and one seed make training deterministic on the same torch build; the digest
-    differs only because it also covers the recorded command line)."""
+    """The documented command, run again, gives a model as good as the shipped one, class by
+    class. The weights themselves are only equal on the same processor: with one torch thread
+    and one seed, training is deterministic on one machine (checked below), but the float
+    kernels torch picks differ between CPUs (AVX2 or AVX-512), and 20 epochs amplify the last
+    bit into other weights and another early-stopping epoch."""
     shipped = load_checkpoint(packaged_checkpoint())
     command = shipped.training["command"].split()
     assert command[:2] == ["monitor", "train"]
@@ -202,14 +204,28 @@ def test_monitor_train_reproduces_the_shipped_checkpoint(tmp_path: Path) -> None
         check=True, capture_output=True, text=True, timeout=900,
     )
     again = load_checkpoint(tmp_path / "again.pt")
-    shipped_state, again_state = shipped.net.state_dict(), again.net.state_dict()
-    for name, tensor in shipped_state.items():
-        assert torch.allclose(tensor, again_state[name], atol=1e-5), name
+    assert again.training["settings"] == shipped.training["settings"]
+    assert again.training["windows"] == shipped.training["windows"]  # the same data
     assert again.metrics["macro_f1"] == pytest.approx(shipped.metrics["macro_f1"], abs=0.01)
     for label in LABELS:
         assert again.metrics["per_class"][label]["f1"] == pytest.approx(
             shipped.metrics["per_class"][label]["f1"], abs=0.02
         )
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_on_one_machine(tmp_path: Path) -> None:
+    states = []
+    for run in ("a", "b"):
+        subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "train", "--seed", "3",
+             "--tracks-per-behaviour", "40", "--epochs", "3", "--out", str(tmp_path / f"{run}.pt"),
+             "--quiet"],
+            check=True, capture_output=True, text=True, timeout=600,
+        )
+        states.append(load_checkpoint(tmp_path / f"{run}.pt").net.state_dict())
+    for name, tensor in states[0].items():
+        assert torch.equal(tensor, states[1][name]), name
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
