@@ -2,7 +2,7 @@
 vtest.avi, walking and loitering, with the number of people whose feet are in the zone at every
 frame) served over a real RTSP server to the real daemon, read back from a real Mosquitto.
 
-At every check (4 a second, over one loop of the clip) the retained count of people in the zone
+At every check (4 a second, over one pass of the clip) the retained count of people in the zone
 must equal the truth at some moment of the last ``LAG_S`` seconds: the count may trail a change by
 confirmation (3 sightings) and ``end_after_s`` (2 s), nothing else. A stable truth therefore has
 to be matched exactly.
@@ -63,24 +63,31 @@ def test_retained_zone_count_follows_the_people_in_the_zone(
     in_zone, fps = truth["in_zone"], truth["fps"]
     clip_s = len(in_zone) / fps
     assert max(in_zone) >= 1
+    # The server plays the file like a camera, from its start, independently of clients. Start
+    # it once for a port, stop it, start the daemon (it retries the camera), then start the
+    # server again: clip time 0 is that start, and the daemon catches up within its reconnect.
     server = RtspServer({"clip": loitering_clip}, python=GST_PYTHON)
     server.start()
+    server.stop()
     try:
         cameras = [{"name": "yard", "url": server.url("clip"), "detect_fps": 5.0,
                     "zones": [{"name": "synth", "polygon": truth["zone"]}]}]
         config = config_for(tmp_path, broker.port, cameras,
-                            events={"end_after_s": END_AFTER_S, "update_interval_s": 5.0})
+                            events={"end_after_s": END_AFTER_S, "update_interval_s": 5.0},
+                            source={"reconnect_max_s": 1.0, "reconnect_initial_s": 0.2})
         zone_topic, camera_topic = "monitor/yard/synth/person", "monitor/yard/person"
         with Subscriber(broker.port, ["monitor/#"]) as subscriber:
             daemon = start_daemon(config, tmp_path)
             try:
-                deadline = time.monotonic() + 30
+                server.start()
+                started = time.monotonic()   # clip time 0
+                deadline = started + 15
                 while "camera yard: streaming" not in daemon.log and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                started = time.monotonic()   # clip time 0: the shared stream starts with us
+                    time.sleep(0.05)
                 assert "camera yard: streaming" in daemon.log, daemon.log[-3000:]
                 checks = []
-                while time.monotonic() - started < clip_s + LAG_S:
+                # One pass of the clip (the server's rewind at the end is not frame-exact).
+                while time.monotonic() - started < clip_s - CHECK_EVERY_S:
                     time.sleep(CHECK_EVERY_S)
                     t = time.monotonic() - started
                     count = latest(subscriber.messages, zone_topic)
@@ -96,7 +103,7 @@ def test_retained_zone_count_follows_the_people_in_the_zone(
         server.close()
 
     def truth_at(t: float) -> int:
-        return int(in_zone[math.floor((t % clip_s) * fps) % len(in_zone)])
+        return int(in_zone[min(len(in_zone) - 1, max(0, math.floor(t * fps)))])
 
     wrong = []
     for t, count, whole in checks:
@@ -104,8 +111,10 @@ def test_retained_zone_count_follows_the_people_in_the_zone(
         if count not in allowed:
             wrong.append((round(t, 2), count, sorted(allowed)))
         assert whole is None or count is None or whole >= count
-    assert len(checks) >= 4 * clip_s * 0.9
-    assert wrong == [], f"{len(wrong)} of {len(checks)} checks wrong: {wrong[:10]}"
+    assert len(checks) >= 4 * (clip_s - 5.0)      # the daemon was watching for most of it
+    series = " ".join(f"{t:.1f}:{c}/{truth_at(t)}" for t, c, _ in checks)
+    print("clip time:count/truth", series)
+    assert wrong == [], f"{len(wrong)} of {len(checks)} checks wrong: {wrong[:10]}\n{series}"
     # The stay in the zone was seen: the count was 1 or more at checks, not only 0.
     assert max(c for _, c, _ in checks if c is not None) >= 1
     engine = open_database(f"sqlite:///{tmp_path / 'events.db'}")
