@@ -29,7 +29,7 @@ from monitor.events.snapshot import SnapshotWriter
 from monitor.pipeline import CameraPipeline
 from monitor.sdnotify import SystemdNotifier
 from monitor.types import (
-    Alert, AlertType, Box, Detections, Event, EventKind, Frame, Track, Tracks,
+    Alert, AlertType, Box, Detections, EndReason, Event, EventKind, Frame, Track, Tracks,
 )
 from tests.builders import EPOCH, make_detection, make_detections
 
@@ -306,11 +306,15 @@ def sample_events() -> list[Event]:
 def test_render_table() -> None:
     lines = report.render(sample_events(), "table").splitlines()
     assert lines[0].split() == ["START", "(UTC)", "DURATION", "CAMERA", "KIND", "LABEL", "TRACK",
-                                "SCORE", "ZONE", "ID"]
+                                "SCORE", "ZONE", "ID", "NOTE"]
     assert lines[1].split() == ["2026-01-01", "12:00:00", "12.5s", "cam1", "presence", "person",
-                                "7", "0.88", "-", "e1"]
+                                "7", "0.88", "-", "e1", "-"]
     assert lines[2].split() == ["2026-01-01", "12:01:00", "open", "cam2", "intrusion", "person",
-                                "7", "0.88", "gate", "e2"]
+                                "7", "0.88", "gate", "e2", "-"]
+    quiet = replace(sample_events()[0], announced=False, stationary=True,
+                                end_reason=EndReason.SHUTDOWN)
+    assert report.render([quiet], "table").splitlines()[1].endswith(
+        "stationary, not alerted; ended: shutdown")
     # Columns line up: every ID starts at the same column.
     assert lines[1].index("e1") == lines[2].index("e2") == lines[0].index("ID")
 

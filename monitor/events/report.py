@@ -74,16 +74,30 @@ def _csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def _note(event: Event) -> str:
+    """What an operator must know to read the row right: a stationary object's record was
+    never alerted; why the event ended."""
+    notes = []
+    if not event.announced:
+        notes.append("stationary, not alerted")
+    elif event.stationary:
+        notes.append("stationary")
+    if event.end_reason is not None:
+        notes.append(f"ended: {event.end_reason.value}")
+    return "; ".join(notes) or "-"
+
+
 def _table(events: Sequence[Event]) -> str:
     if not events:
         return "no events\n"
-    header = ("START (UTC)", "DURATION", "CAMERA", "KIND", "LABEL", "TRACK", "SCORE", "ZONE", "ID")
+    header = ("START (UTC)", "DURATION", "CAMERA", "KIND", "LABEL", "TRACK", "SCORE", "ZONE", "ID",
+              "NOTE")
     rows = [header]
     for e in events:
         duration = f"{(e.end_time - e.start_time).total_seconds():.1f}s" if e.end_time else "open"
         rows.append((
             e.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, e.camera, e.kind.value,
-            e.label, str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id,
+            e.label, str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id, _note(e),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
