@@ -417,6 +417,11 @@ class ReviewsConfig(_Strict):
         600.0, gt=0, le=86400, description="A review this long ends; events still open start "
         "the next one (a busy camera would otherwise hold one review forever).",
     )
+    carry_within_s: float = Field(
+        10.0, gt=0, le=3600, description="When a review is split, its open events seen within "
+        "this many seconds carry on into the next one (quiet events are refreshed every "
+        "events.update_interval_s, so keep it above that).",
+    )
     alert_kinds: list[str] = Field(
         default_factory=lambda: list(kinds_where(alert=True)),
         description="Event kinds that make a review an 'alert'; others make it a 'detection'.",
@@ -531,6 +536,17 @@ class Config(_Strict):
     motion: MotionConfig = Field(default_factory=MotionConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     cameras: Annotated[list[CameraConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _alert_zones_exist(self) -> Config:
+        zones = {zone.name for camera in self.cameras for zone in camera.zones}
+        unknown = sorted(set(self.reviews.alert_zones) - zones)
+        if unknown:
+            raise ValueError(
+                f"reviews.alert_zones names no zone of any camera: {', '.join(unknown)} "
+                f"(zones: {', '.join(sorted(zones)) or 'none'})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:

@@ -24,6 +24,7 @@ from monitor.config import Config, mask_url
 from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import YoloDetector
+from monitor.events.occupancy import empty_state
 from monitor.events.reconcile import restart_ends, restart_review_ends
 from monitor.events.snapshot import SnapshotWriter
 from monitor.ingest.latest import LatestFrame
@@ -57,8 +58,10 @@ class _StoreSink:
         self.timeout_s: float | None = None
 
     def emit(self, alert: Alert) -> None:
-        # An unannounced event (an object that never moved) is recorded, never published.
-        message = outbox_message(self._prefix, alert) if alert.event.announced else None
+        # An unannounced event (an object that never moved) and a record-only refresh are
+        # stored, never published.
+        publish = alert.event.announced and not alert.record_only
+        message = outbox_message(self._prefix, alert) if publish else None
         try:
             self._writer.record(alert, message, timeout_s=self.timeout_s)
         except TimeoutError:
@@ -206,6 +209,9 @@ class Daemon:
             on_connection_change=self._connection_changed,
         )
         self._state = RetainedState(self._client, config.mqtt.prefix)
+        # Before "online": a crashed run's retained counts are replaced as soon as we connect,
+        # not only once the detector has loaded.
+        self._publish_empty_states()
         self._publisher = OutboxPublisher(
             self._client,
             lambda after_id, limit: pending_messages(engine, after_id=after_id, limit=limit),
@@ -215,6 +221,14 @@ class Daemon:
         self._client.start()
         self._publisher.start()
         self._state.start()
+
+    def _publish_empty_states(self) -> None:
+        assert self._state is not None
+        for camera in self._config.cameras:
+            self._state.publish_state(empty_state(
+                camera.name, camera.labels, [z.name for z in camera.zones],
+                motion_known=self._config.motion.enabled,
+            ))
 
     def _connection_changed(self, connected: bool) -> None:
         """paho's network thread: back online, drain the outbox now rather than at the next
@@ -424,7 +438,9 @@ class Daemon:
                 log.info("broker did not take every alert before shutdown; they stay in the outbox")
             self._publisher.stop(share(0.05))
         if self._state is not None:
-            # The counts the pipelines zeroed on close; then "offline" after them.
+            # Nothing is watched any more: zero every count (the pipelines did, unless one was
+            # stuck or never built), before "offline".
+            self._publish_empty_states()
             if not self._state.flush(share(0.05)):
                 log.info("broker did not take the final state; its retained values may be stale")
             self._state.stop(share(0.02))

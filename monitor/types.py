@@ -245,10 +245,17 @@ class Event:
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A change of one event that subscribers must hear about (if it is ``announced``): start,
-    update or end."""
+    update or end.
+
+    Attributes:
+        record_only: store the event's newest state, publish nothing: the periodic refresh of an
+            event whose updates are quiet (a stationary object), so the stored last sighting is
+            never more than ``update_interval_s`` old (a restart ends the event there).
+    """
 
     type: AlertType
     event: Event
+    record_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,3 +268,9 @@ def test_names_that_would_break_topics_are_refused(camera: dict[str, Any], expec
 
 def test_review_kinds_must_be_event_kinds() -> None:
     assert "unknown event kind 'fal'" in error_of(minimal(reviews={"alert_kinds": ["fal"]}))
+
+
+def test_review_alert_zones_must_be_zones() -> None:
+    data = minimal(reviews={"alert_zones": ["porch"]})
+    data["cameras"][0]["zones"] = [{"name": "yard", "polygon": [[0, 0], [1, 0], [1, 1]]}]
+    assert "reviews.alert_zones names no zone of any camera: porch (zones: yard)" in error_of(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from datetime import timedelta
 
 import pytest
 
@@ -45,7 +46,8 @@ def feed(life: EventLifecycle, steps: Iterable[tuple[float, list[tuple[int, tupl
 
 
 def summary(alerts: list[Alert]) -> list[tuple[str, str, str]]:
-    return [(a.type.value, a.event.kind.value, a.event.id) for a in alerts]
+    """The alerts that change an event, without the record-only refreshes of quiet ones."""
+    return [(a.type.value, a.event.kind.value, a.event.id) for a in alerts if not a.record_only]
 
 
 def test_presence_needs_confirmation_frames() -> None:
@@ -96,11 +98,12 @@ def test_updates_are_throttled_and_only_on_change() -> None:
     feed(life, [(t * 0.25, [(1, LEFT_BOX, 0.9)]) for t in range(3)])    # start at 0.5
     moving = [(0.5 + t * 0.25, [(1, (10 + t, 10, 30 + t, 60), 0.9)]) for t in range(1, 9)]
     alerts = feed(life, moving)
-    update_times = [a.event.evidence["last_seen"] for a in alerts if a.type is AlertType.UPDATE]
+    update_times = [a.event.evidence["last_seen"] for a in alerts
+                    if a.type is AlertType.UPDATE and not a.record_only]
     assert len(update_times) == 2                                       # at 1.5 and 2.5
     still = [(3.0 + t, [(1, (19, 10, 39, 60), 0.9)]) for t in range(4)]
     alerts = feed(life, still)
-    assert len([a for a in alerts if a.type is AlertType.UPDATE]) == 1  # one change, then none
+    assert len([a for a in alerts if a.type is AlertType.UPDATE and not a.record_only]) == 1
 
 
 def test_intrusion_and_loitering_in_zone() -> None:
@@ -179,6 +182,9 @@ def test_an_object_that_never_moved_is_recorded_stationary_without_alerts() -> N
     announced = [a for a in alerts if a.event.announced]
     assert announced == []
     assert summary(alerts) == [("start", "presence", "e1")]      # one record, at 4 s, no zone events
+    # Its stored state is refreshed once per update_interval_s (1 s), published never.
+    refreshes = [a.event.seen_at for a in alerts if a.record_only]
+    assert len(refreshes) == 16 and refreshes[-1] == EPOCH + timedelta(seconds=20)
     record = alerts[0].event
     assert record.stationary and record.start_time == EPOCH
     alerts = life.close_all()
@@ -196,7 +202,7 @@ def test_a_walker_is_announced_at_confirmation() -> None:
 def test_a_stationary_object_that_moves_becomes_an_event() -> None:
     life = lifecycle(alert_never_moved=False, stationary_after_s=3.0, end_after_s=5.0)
     alerts = feed(life, still(0.0, 5.0, LEFT_BOX))
-    assert [a.event.announced for a in alerts] == [False]
+    assert [a.event.announced for a in alerts if not a.record_only] == [False]
     alerts = feed(life, walk(5.5, 7.0, y0=10, speed=40))       # gets up and walks off
     starts = [a for a in alerts if a.type is AlertType.START]
     assert summary(starts) == [("start", "presence", "e1")]      # the same event, now published
@@ -210,9 +216,12 @@ def test_an_object_that_stops_keeps_its_event_but_updates_stop() -> None:
     alerts = feed(life, walk(0.0, 3.0, speed=40))                # walks in (y 10 -> 130)
     assert ("start", "presence", "e1") in summary(alerts)
     alerts = feed(life, still(3.5, 20.0, (10, 130, 30, 180), jitter=1.0))   # sits down
-    updates = [a.event for a in alerts if a.type is AlertType.UPDATE]
+    updates = [a.event for a in alerts if a.type is AlertType.UPDATE and not a.record_only]
     assert updates and updates[-1].stationary                    # one update says it stopped ...
     assert len([e for e in updates if e.stationary]) == 1        # ... then no more
+    refreshes = [a.event for a in alerts if a.record_only]       # stored, not published
+    after = [e for e in refreshes if e.seen_at > updates[-1].seen_at]  # type: ignore[operator]
+    assert after and {e.seq for e in after} == {updates[-1].seq}
     assert not [a for a in alerts if a.type is AlertType.END]     # the event stays open
     assert [label for label, _ in life.present()] == ["person"]
 
@@ -248,3 +257,18 @@ def test_evidence_times_use_the_one_iso_format() -> None:
     life = lifecycle()
     alerts = feed(life, [(t * 0.5, [(1, LEFT_BOX, 0.9)]) for t in range(3)])
     assert alerts[0].event.evidence["first_seen"] == "2026-01-01T12:00:00.000Z"
+
+
+def test_a_parked_object_that_drives_off_has_not_loitered() -> None:
+    life = lifecycle(alert_never_moved=False, stationary_after_s=3.0, loitering_s=5.0,
+                     end_after_s=5.0)
+    feed(life, still(0.0, 60.0, RIGHT_BOX))                      # parked in the zone for a minute
+    x = 60
+    moving = [(60.5 + i * 0.5, [(1, (x + 0, 10 + 12 * i, x + 20, 60 + 12 * i), 0.9)])
+              for i in range(1, 4)]
+    alerts = feed(life, moving)
+    kinds = [(a.type.value, a.event.kind.value) for a in alerts if not a.record_only]
+    assert ("start", "presence") in kinds and ("start", "intrusion") in kinds
+    assert ("start", "loitering") not in kinds                   # its stay counts from the move
+    intrusion = next(a.event for a in alerts if a.event.kind is EventKind.INTRUSION)
+    assert intrusion.dwell_s is not None and intrusion.dwell_s < 2

@@ -88,7 +88,9 @@ def test_unannounced_events_are_no_activity() -> None:
 
 def test_a_long_busy_period_is_split_and_open_events_carry_on() -> None:
     reviews = tracker(max_duration_s=60.0)
-    reviews.observe(Alert(AlertType.START, event("a")))
+    a = event("a")
+    reviews.observe(Alert(AlertType.START, a))
+    reviews.observe(Alert(AlertType.UPDATE, replace(a, seen_at=at(59)), record_only=True))
     out = reviews.advance(at(60))
     assert kinds(out) == [("end", "r1", "detection"), ("new", "r2", "detection")]
     assert out[1].review.event_ids == ("a",) and out[1].review.start_time == at(60)
@@ -139,3 +141,24 @@ def test_reviews_cli_lists_filters_and_shows(tmp_path: Path) -> None:
     missing = cli("show", "nope")
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
     assert "no review with id nope" in missing.stderr
+
+
+def test_a_split_does_not_carry_an_event_whose_object_has_gone() -> None:
+    reviews = tracker(max_duration_s=60.0, carry_within_s=10.0)
+    gone, here = event("gone"), event("here", EventKind.INTRUSION, zone="yard")
+    reviews.observe(Alert(AlertType.START, gone))
+    reviews.observe(Alert(AlertType.START, here))
+    # "here" is refreshed (record-only) while "gone" was last seen at 0 s.
+    reviews.observe(Alert(AlertType.UPDATE, replace(here, seen_at=at(58)), record_only=True))
+    out = reviews.advance(at(60))
+    assert kinds(out) == [("end", "r1", "alert"), ("new", "r2", "alert")]
+    assert out[1].review.event_ids == ("here",)
+
+
+def test_an_event_after_the_gap_opens_a_new_review_even_between_frames() -> None:
+    reviews = tracker(gap_s=5.0)
+    a = event("a")
+    reviews.observe(Alert(AlertType.START, a))
+    reviews.observe(ended(a, 2))
+    out = reviews.observe(Alert(AlertType.START, event("b", start=8)))   # no advance in between
+    assert kinds(out) == [("end", "r1", "detection"), ("new", "r2", "detection")]

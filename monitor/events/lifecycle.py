@@ -53,6 +53,7 @@ class _OpenEvent:
     last_alert_monotonic: float
     alerted: Event
     silent: bool = False  # an object that never moved: recorded, not published
+    last_record_monotonic: float = float("-inf")  # newest state stored (alert or refresh)
 
 
 @dataclass(slots=True)
@@ -261,7 +262,11 @@ class EventLifecycle:
                 return [self._start(state, EventKind.PRESENCE, None, state.history[0], silent=True)]
             return []  # not moved yet: wait for a move, or for it to become stationary
         if open_event.silent and self._announced(state):
-            # The stationary object moved: from now on it is an ordinary event.
+            # The stationary object moved: from now on it is an ordinary event. Its stays in
+            # zones count from now: a car parked for an hour in the drive has not loitered.
+            last = state.last
+            state.zone_entered = {name: last for name in last.zones}
+            state.zone_last_inside = {name: last for name in last.zones}
             open_event.silent = False
             started = self._refreshed(state, open_event.event)
             started = replace(started, seq=started.seq + 1, announced=True)
@@ -322,24 +327,26 @@ class EventLifecycle:
 
     def _updates(self, state: _TrackState, observation: Observation) -> list[Alert]:
         alerts: list[Alert] = []
+        interval_s = self._config.update_interval_s
         for open_event in state.open.values():
             refreshed = self._refreshed(state, open_event.event)
             open_event.event = refreshed
-            if open_event.silent:
-                continue
-            throttled = (
-                observation.monotonic - open_event.last_alert_monotonic
-                < self._config.update_interval_s
-            )
+            now = observation.monotonic
             alerted = open_event.alerted
+            throttled = now - open_event.last_alert_monotonic < interval_s
             unchanged = refreshed.box == alerted.box and refreshed.score == alerted.score
             # A stationary object's box jitters: one update says it stopped, then quiet.
             still = refreshed.stationary and alerted.stationary
-            if throttled or still or (unchanged and refreshed.stationary == alerted.stationary):
+            quiet = (open_event.silent or throttled or still
+                     or (unchanged and refreshed.stationary == alerted.stationary))
+            if quiet:
+                if now - open_event.last_record_monotonic >= interval_s:
+                    open_event.last_record_monotonic = now
+                    alerts.append(Alert(AlertType.UPDATE, refreshed, record_only=True))
                 continue
             refreshed = replace(refreshed, seq=alerted.seq + 1)
             open_event.event = open_event.alerted = refreshed
-            open_event.last_alert_monotonic = observation.monotonic
+            open_event.last_alert_monotonic = open_event.last_record_monotonic = now
             alerts.append(Alert(AlertType.UPDATE, refreshed))
         return alerts
 
@@ -390,7 +397,7 @@ class EventLifecycle:
             dwell_s=self._dwell_s(state, zone),
             announced=not silent,
         )
-        state.open[(kind, zone)] = _OpenEvent(event, last.monotonic, event, silent)
+        state.open[(kind, zone)] = _OpenEvent(event, last.monotonic, event, silent, last.monotonic)
         return Alert(AlertType.START, event)
 
     def _end(

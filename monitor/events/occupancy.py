@@ -23,6 +23,15 @@ class StateSink(Protocol):
     def publish_state(self, state: CameraState) -> None: ...
 
 
+def empty_state(
+    camera: str, labels: Sequence[str], zones: Sequence[str], *, motion_known: bool = True
+) -> CameraState:
+    """Nothing present, no motion: what a camera's retained state is at start and at stop."""
+    counts: dict[tuple[str | None, str], int] = {(None, label): 0 for label in labels}
+    counts.update({(zone, label): 0 for zone in zones for label in labels})
+    return CameraState(camera, counts, False if motion_known else None)
+
+
 class Occupancy:
     """One camera's current counts and motion state.
 
@@ -46,9 +55,7 @@ class Occupancy:
         motion_known: bool = True,
     ) -> None:
         self._camera = camera
-        self._keys = [(None, label) for label in labels] + [
-            (zone, label) for zone in zones for label in labels
-        ]
+        self._empty = empty_state(camera, labels, zones, motion_known=motion_known)
         self._off_delay_s = motion_off_delay_s
         self._sink = sink
         self._motion_known = motion_known
@@ -58,7 +65,7 @@ class Occupancy:
     def reset(self) -> CameraState:
         """Nothing present, no motion: at start (over a crashed run's retained values) and stop."""
         self._last_motion = None
-        return self._publish({key: 0 for key in self._keys}, False if self._motion_known else None)
+        return self._publish(dict(self._empty.counts), self._empty.motion)
 
     def update(
         self,
@@ -69,7 +76,7 @@ class Occupancy:
         """Take the objects present now (label, zones it is in) and what moved in this frame."""
         if motion is not None and motion.regions:
             self._last_motion = now_monotonic
-        counts: Counter[tuple[str | None, str]] = Counter({key: 0 for key in self._keys})
+        counts: Counter[tuple[str | None, str]] = Counter(self._empty.counts)
         for label, zones in present:
             counts[(None, label)] += 1
             for zone in zones:

@@ -73,12 +73,21 @@ class ReviewTracker:
         event = alert.event
         if not event.announced:
             return []
+        if alert.record_only:  # no change to tell, but it says the object is still there
+            if event.id in self._open:
+                self._open[event.id] = event
+            return []
         if alert.type is AlertType.END:
             if self._open.pop(event.id, None) is not None and event.end_time is not None:
                 self._last_end = max(self._last_end or event.end_time, event.end_time)
             return []
         if alert.type is AlertType.UPDATE and event.id not in self._open:
             return []
+        # A quiet gap may have run out since the last frame: end that review first.
+        messages = self.advance(event.seen_at or event.start_time)
+        return messages + self._join(event)
+
+    def _join(self, event: Event) -> list[ReviewMessage]:
         self._open[event.id] = event
         self._last_event = event.id
         review = self._review
@@ -105,7 +114,11 @@ class ReviewTracker:
             return []
         still_open = list(self._open.values())
         messages = [self._end(now)]
-        if still_open:  # they carry on in the next review
+        # Events seen lately carry on in the next review; one whose object has gone (its end is
+        # only due after end_after_s) must not open a review of its own.
+        recent = timedelta(seconds=self._config.carry_within_s)
+        still_open = [e for e in still_open if now - (e.seen_at or e.start_time) <= recent]
+        if still_open:
             self._review = self._empty(now)
             for event in still_open:
                 self._review = self._with(self._review, event)

@@ -24,8 +24,9 @@ daemon's delay; ``start_time`` is the track's first sighting, earlier by the con
 ``score`` is that sighting's detector score and ``top_score`` the best so far, both rounded to 3
 decimals; ``box`` is ``[x1, y1, x2, y2]`` in pixels of the camera's frame (rounded to 0.1 px).
 ``zones`` are the zones the object has been in (a zone event: its own zone), ``dwell_s`` the
-seconds from entering the zone to the last sighting in it (null for other kinds). ``seq`` counts
-the event's alerts from 1: ``(id, type, seq)`` is unique, so it is the de-duplication key.
+seconds from entering the zone to the last sighting in it (null for other kinds). ``seq`` numbers
+the event's alerts in order (1 = start; a stationary record promoted to an event starts at 2):
+``(id, type, seq)`` is unique, so it is the de-duplication key.
 ``end_reason`` (on ``end``): ``unseen``, ``left_zone``, ``behaviour_over``, ``shutdown`` or
 ``restart`` (found open at start-up after the daemon died).
 """
