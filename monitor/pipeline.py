@@ -176,7 +176,8 @@ class CameraPipeline:
         return True
 
     def _emit(self, alert: Alert) -> None:
-        self.alerts += 1
+        if not alert.record_only:
+            self.alerts += 1
         self._sink.emit(alert)
         if self._reviews is not None:
             self._emit_reviews(self._reviews.observe(alert))

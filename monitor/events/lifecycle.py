@@ -18,9 +18,11 @@ has been outside the zone that long). Updates are throttled to one per ``update_
 Stationary objects (``monitor.events.stationary``): an object that has not moved since it
 appeared raises no presence or zone alert; it waits for its first move, and if it stays put for
 ``stationary_after_s`` it is recorded as a ``stationary`` presence that is never published
-(``Alert.notify`` False). If it moves later, that record becomes an ordinary event and its start
+(``Event.announced`` False). If it moves later, that record becomes an ordinary event and its start
 is published then. An object that stops after moving keeps its events; one update says it is
-stationary and the next ones wait until it moves again.
+stationary and the next ones wait until it moves again. A quiet event (stationary, throttled,
+unannounced) still has its newest state stored every ``update_interval_s`` by a record-only
+alert, so a restart after a crash ends it at its last sighting.
 
 The logic is deterministic: it reads time only from the frames it is given (and the ``now``
 passed to ``expire``), so tests drive it frame by frame.
@@ -271,7 +273,7 @@ class EventLifecycle:
             started = self._refreshed(state, open_event.event)
             started = replace(started, seq=started.seq + 1, announced=True)
             open_event.event = open_event.alerted = started
-            open_event.last_alert_monotonic = state.last.monotonic
+            open_event.last_alert_monotonic = open_event.last_record_monotonic = last.monotonic
             return [Alert(AlertType.START, started)]
         return []
 
