@@ -212,6 +212,8 @@ _NAME = re.compile(r"\A[A-Za-z0-9_-]+\Z")
 # these names would share a topic with them.
 RESERVED_TOPIC_NAMES = frozenset({"motion", "events", "reviews", "available", "snapshot", "status",
                                   "detect", "stats", "crossings"})
+# Topic levels right under {prefix}/: a camera of one of these names would share them.
+RESERVED_CAMERA_NAMES = frozenset({"events", "reviews", "available", "stats"})
 
 
 def _topic_level_name(value: str, what: str) -> str:
@@ -296,7 +298,7 @@ class CameraConfig(_Strict):
     def _valid_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError("must be letters, digits, '-' or '_' (it is part of MQTT topics)")
-        if value in {"events", "reviews", "available", "stats"}:
+        if value in RESERVED_CAMERA_NAMES:
             raise ValueError(f"camera name {value!r} is reserved: it is a topic of the daemon's own")
         return value
 

@@ -455,11 +455,10 @@ class EventLifecycle:
             },
         }
         if zone is not None:
-            entered = state.zone_entered.get(zone)
-            last_inside = state.zone_last_inside.get(zone)
-            if entered is not None and last_inside is not None:
-                evidence["entered_at"] = iso_utc(entered.at)
-                evidence["dwell_s"] = round(last_inside.monotonic - entered.monotonic, 2)
+            dwell_s = self._dwell_s(state, zone)
+            if dwell_s is not None:
+                evidence["entered_at"] = iso_utc(state.zone_entered[zone].at)
+                evidence["dwell_s"] = dwell_s
             if kind is EventKind.LOITERING:
                 evidence["loitering_s"] = self._config.loitering_s
         if kind in state.behaviour_evidence:

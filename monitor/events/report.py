@@ -74,6 +74,13 @@ def _csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def _aligned(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells (the first one the header) as text columns two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def _note(event: Event) -> str:
     """What an operator must know to read the row right: a stationary object's record was
     never alerted; why the event ended."""
@@ -99,9 +106,7 @@ def _table(events: Sequence[Event]) -> str:
             e.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, e.camera, e.kind.value,
             e.label, str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id, _note(e),
         ))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines) + "\n"
+    return _aligned(rows)
 
 
 def render_one(event: Event) -> str:
@@ -207,6 +212,4 @@ def render_reviews(reviews: Sequence[Review], fmt: str) -> str:
             r.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, r.camera, r.severity.value,
             str(len(r.event_ids)), ",".join(r.kinds), ",".join(r.zones) or "-", r.id,
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
+    return _aligned(rows)

@@ -42,7 +42,6 @@ class RetainedState:
         self._publishing = False  # a batch is being handed to the client
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.published = 0
 
     def publish_state(self, state: CameraState) -> None:
         """Take a camera's new state (any thread; never blocks on the network)."""
@@ -59,10 +58,6 @@ class RetainedState:
             with self._cond:
                 self._dirty = dict.fromkeys(self._values)
                 self._cond.notify_all()
-
-    def value(self, topic: str) -> str | None:
-        with self._cond:
-            return self._values.get(topic)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mqtt-state", daemon=True)
@@ -112,7 +107,6 @@ class RetainedState:
         for topic, payload in batch:
             try:
                 self._client.publish(topic, payload, qos=1, retain=True)
-                self.published += 1
             except PublishError as exc:
                 log.debug("state %s not taken yet: %s", topic, exc)
                 failed.append(topic)

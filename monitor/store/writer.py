@@ -387,27 +387,11 @@ class EventWriter:
             for item in batch:
                 if isinstance(item, _Record):
                     _upsert_event(session, item.alert)
-                    message = item.message
-                    if message is None:
-                        continue
-                    session.add(
-                        OutboxRow(
-                            event_id=item.alert.event.id,
-                            camera=message.camera,
-                            topic=message.topic,
-                            payload=message.payload,
-                        )
-                    )
+                    if item.message is not None:
+                        session.add(_outbox_row(item.alert.event.id, item.message))
                 elif isinstance(item, _ReviewRecord):
                     _upsert_review(session, item.message.review)
-                    session.add(
-                        OutboxRow(
-                            event_id=item.message.cause,
-                            camera=item.outbox.camera,
-                            topic=item.outbox.topic,
-                            payload=item.outbox.payload,
-                        )
-                    )
+                    session.add(_outbox_row(item.message.cause, item.outbox))
                 elif isinstance(item, _MarkSent):
                     session.execute(
                         update(OutboxRow)
@@ -415,6 +399,13 @@ class EventWriter:
                         .values(sent_at=utcnow()),
                         execution_options={"synchronize_session": False},
                     )
+
+
+def _outbox_row(event_id: str, message: OutboxMessage) -> OutboxRow:
+    """The row of one message; ``event_id``: the event it is about (or that changed a review)."""
+    return OutboxRow(
+        event_id=event_id, camera=message.camera, topic=message.topic, payload=message.payload
+    )
 
 
 def _upsert_event(session: Session, alert: Alert) -> None:
