@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from monitor.types import EventKind, kinds_where
+from monitor.types import Direction, EventKind, kinds_where
 
 
 class ConfigError(Exception):
@@ -251,6 +251,59 @@ class ZoneConfig(_Strict):
                 raise ValueError(f"corner [{x}, {y}] is outside 0..1 (coordinates are normalised)")
         return value
 
+    crowd: CrowdConfig | None = Field(
+        None, description="Raise a crowd event when this many objects are in the zone (None: off)."
+    )
+
+
+class CrowdConfig(_Strict):
+    """A crowd in a zone: at least ``min_objects`` objects of ``label`` in it for ``for_s``."""
+
+    label: str = Field("person", description="The label counted.")
+    min_objects: int = Field(3, ge=2, le=1000, description="Objects in the zone that make a crowd.")
+    for_s: float = Field(
+        5.0, ge=0, le=86400, description="Seconds the zone must hold them before the event starts."
+    )
+
+
+class LineConfig(_Strict):
+    """A line whose crossings are counted (per label and direction) and raise ``line_crossing``."""
+
+    name: str = Field(
+        ..., min_length=1, max_length=64,
+        description="Line name, used in events and topics: letters, digits, '-' and '_'.",
+    )
+    points: list[tuple[float, float]] = Field(
+        ..., min_length=2, max_length=2,
+        description="Its two ends as [x, y] normalised to 0..1. Walking from the first to the "
+        "second, crossing from the left-hand to the right-hand side (on screen) is 'in'.",
+    )
+    alert_directions: list[Direction] = Field(
+        default_factory=lambda: [Direction.IN, Direction.OUT],
+        description="Crossings in these directions are published as line_crossing alerts; the "
+        "others are recorded and counted only.",
+    )
+    hysteresis: float = Field(
+        0.02, ge=0, le=0.5, description="A foot point this close to the line (normalised "
+        "units) stays on the side it came from: a person standing on the line is not counted "
+        "back and forth.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _valid_line_name(cls, value: str) -> str:
+        return _topic_level_name(value, "line name")
+
+    @field_validator("points")
+    @classmethod
+    def _two_distinct_points(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for x, y in value:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"point [{x}, {y}] is outside 0..1 (coordinates are normalised)")
+        if value[0] == value[1]:
+            raise ValueError(f"the line's two points are the same point {list(value[0])}")
+        return value
+
 
 class TrackerConfig(_Strict):
     activation_score: float = Field(
@@ -291,6 +344,7 @@ class CameraConfig(_Strict):
     detect_fps: float = Field(5.0, gt=0, le=60, description="Detector runs at most this often.")
     labels: list[str] = Field(default_factory=lambda: ["person"], min_length=1)
     zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
     loop_file: bool = Field(True, description="A local file restarts at its end (demos, tests).")
 
     @field_validator("name")
@@ -344,6 +398,16 @@ class CameraConfig(_Strict):
         names = [z.name for z in self.zones]
         if len(names) != len(set(names)):
             raise ValueError(f"zone names must be unique, got {names}")
+        # A line's events carry its name where a zone's carry the zone's: one namespace.
+        lines = [line.name for line in self.lines]
+        if len(set(names + lines)) != len(names) + len(lines):
+            raise ValueError(f"zone and line names must be unique together, got {names + lines}")
+        for zone in self.zones:
+            if zone.crowd is not None and zone.crowd.label not in self.labels:
+                raise ValueError(
+                    f"zone {zone.name!r}: crowd label {zone.crowd.label!r} is not one of the "
+                    f"camera's labels {self.labels}"
+                )
         return self
 
 

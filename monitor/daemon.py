@@ -36,7 +36,9 @@ from monitor.mqtt.state import RetainedState
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.sdnotify import Notifier, SystemdNotifier
 from monitor.store import EventWriter, StoreError, open_database
-from monitor.store.queries import get_event, open_events, open_reviews, pending_messages
+from monitor.store.queries import (
+    crossing_counts, get_event, open_events, open_reviews, pending_messages,
+)
 from monitor.temporal.deciders import load_configured_checkpoint
 from monitor.types import Alert, Detections, ReviewMessage
 
@@ -259,8 +261,10 @@ class Daemon:
         assert sink is not None
         wake = threading.Event()
         for camera in config.cameras:
+            crossings = crossing_counts(self._engine, camera.name) if camera.lines else None
             self._pipelines[camera.name] = build_camera_pipeline(
-                camera, config, sink, snapshots, checkpoint, state=self._state, reviews=sink
+                camera, config, sink, snapshots, checkpoint, state=self._state, reviews=sink,
+                crossings=crossings,
             )
             self._slots[camera.name] = LatestFrame(on_put=wake.set)
         memory_s = config.detector.regions.track_memory_s

@@ -1,5 +1,6 @@
 """One camera's processing after detection: tracker -> event lifecycle -> behaviour decider ->
-snapshots -> sink, and the camera's retained state (counts, motion).
+line crossings -> crowds -> snapshots -> sink, and the camera's retained state (counts, motion,
+crossing counts).
 
 ``build_camera_pipeline`` wires one camera from config; the daemon and ``monitor eval`` both use
 it, so what is evaluated is what runs.
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
 from monitor.config import CameraConfig, Config
+from monitor.events.crowd import CrowdWatcher
 from monitor.events.lifecycle import EventLifecycle
+from monitor.events.lines import CrossingKey, Line, LineCounter
 from monitor.events.occupancy import Occupancy, StateSink
 from monitor.events.reviews import ReviewTracker
 from monitor.events.snapshot import SnapshotWriter
@@ -51,6 +55,8 @@ class CameraPipeline:
         decider: turns the tracks seen in each frame into fall/running events (None: off).
         occupancy: the camera's counts and motion state (None: not published).
         reviews: groups the camera's events into review items, handed to ``review_sink``.
+        crowds: the camera's crowd events (None: no zone has a crowd set).
+        lines: the camera's line crossings and counts (None: no lines).
     """
 
     def __init__(
@@ -63,6 +69,8 @@ class CameraPipeline:
         occupancy: Occupancy | None = None,
         reviews: ReviewTracker | None = None,
         review_sink: ReviewSink | None = None,
+        crowds: CrowdWatcher | None = None,
+        lines: LineCounter | None = None,
     ) -> None:
         if (reviews is None) != (review_sink is None):
             raise ValueError("reviews and review_sink come together")
@@ -71,6 +79,8 @@ class CameraPipeline:
         self._occupancy = occupancy
         self._reviews = reviews
         self._review_sink = review_sink
+        self._crowds = crowds
+        self._lines = lines
         self.lifecycle = lifecycle
         self._snapshots = snapshots
         self._sink = sink
@@ -110,16 +120,22 @@ class CameraPipeline:
     def _process_tracks(self, tracks: Tracks) -> None:
         for track in tracks.items:
             self._last_seen[track.track_id] = (track.detection.box, tracks.frame.monotonic)
+        frame = tracks.frame
         alerts = self.lifecycle.update(tracks)
         if self._decider is not None:
             alerts += self._decide(tracks)
+        if self._lines is not None:
+            alerts += self._lines.update(self.lifecycle.sightings(frame), frame.width,
+                                         frame.height, self.lifecycle.track_ids())
+        if self._crowds is not None:
+            alerts += self._crowds.update(self.lifecycle.zone_stays())
         for alert in alerts:
             if alert.type is AlertType.START:
-                self._snapshots.write(tracks.frame, alert.event)
+                self._snapshots.write(frame, alert.event)
             self._emit(alert)
-        frame = tracks.frame
         if self._occupancy is not None:
-            self._occupancy.update(self.lifecycle.present(), frame.monotonic, frame.motion)
+            self._occupancy.update(self.lifecycle.present(), frame.monotonic, frame.motion,
+                                   None if self._lines is None else self._lines.counts())
         if self._reviews is not None:
             self._emit_reviews(self._reviews.advance(frame.captured_at))
 
@@ -144,7 +160,10 @@ class CameraPipeline:
         with self._lock:
             if self._closed:
                 return
-            for alert in self.lifecycle.expire(now_monotonic):
+            alerts = self.lifecycle.expire(now_monotonic)
+            if self._crowds is not None:
+                alerts += self._crowds.update(self.lifecycle.zone_stays())
+            for alert in alerts:
                 self._emit(alert)
             if self._occupancy is not None:
                 self._occupancy.update(self.lifecycle.present(), now_monotonic)
@@ -165,7 +184,9 @@ class CameraPipeline:
         try:
             if not self._closed:
                 self._closed = True
-                for alert in self.lifecycle.close_all():
+                # A crowd ends before its members' stays do (at their newest sighting).
+                ended = [] if self._crowds is None else self._crowds.close_all()
+                for alert in ended + self.lifecycle.close_all():
                     self._emit(alert)
                 if self._reviews is not None:
                     self._emit_reviews(self._reviews.close())
@@ -200,6 +221,7 @@ def build_camera_pipeline(
     state: StateSink | None = None,
     reviews: ReviewSink | None = None,
     with_snapshots: bool = True,
+    crossings: Mapping[CrossingKey, int] | None = None,
 ) -> CameraPipeline:
     """One camera's pipeline from config.
 
@@ -217,14 +239,21 @@ def build_camera_pipeline(
         reviews: receives the camera's review items (None, or ``[reviews] enabled`` false:
             none are kept).
         with_snapshots: events name a snapshot path (the daemon); ``monitor eval`` keeps none.
+        crossings: the lines' counts to continue from (the store's; None: from 0).
     """
     zones = [Zone.from_config(z) for z in camera.zones]
-    if with_snapshots:
-        lifecycle = EventLifecycle(
-            camera.name, camera.labels, zones, config.events, snapshot_path=snapshots.path_for
-        )
-    else:
-        lifecycle = EventLifecycle(camera.name, camera.labels, zones, config.events)
+    snapshot_path = snapshots.path_for if with_snapshots else _no_snapshot
+    lifecycle = EventLifecycle(
+        camera.name, camera.labels, zones, config.events, snapshot_path=snapshot_path
+    )
+    crowd_zones = {z.name: z.crowd for z in camera.zones if z.crowd is not None}
+    crowds = None
+    if crowd_zones:
+        crowds = CrowdWatcher(camera.name, crowd_zones, config.events, snapshot_path=snapshot_path)
+    lines = None
+    if camera.lines:
+        lines = LineCounter(camera.name, [Line.from_config(c) for c in camera.lines],
+                            camera.labels, counted=crossings, snapshot_path=snapshot_path)
     temporal = config.temporal
     if decider is not None:
         temporal = temporal.model_copy(update={"decider": decider})
@@ -234,6 +263,7 @@ def build_camera_pipeline(
         occupancy = Occupancy(
             camera.name, camera.labels, [z.name for z in camera.zones],
             config.motion.off_delay_s, state, motion_known=config.motion.enabled,
+            crossings=None if lines is None else lines.counts(),
         )
         occupancy.reset()
     return CameraPipeline(
@@ -245,4 +275,10 @@ def build_camera_pipeline(
         occupancy,
         ReviewTracker(camera.name, config.reviews) if keep_reviews else None,
         reviews if keep_reviews else None,
+        crowds,
+        lines,
     )
+
+
+def _no_snapshot(camera: str, event_id: str) -> str | None:
+    return None

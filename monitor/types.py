@@ -131,6 +131,16 @@ class EventKind(str, enum.Enum):
     LOITERING = "loitering"
     FALL = "fall"
     RUNNING = "running"
+    CROWD = "crowd"
+    LINE_CROSSING = "line_crossing"
+
+
+class Direction(str, enum.Enum):
+    """Which way a line was crossed. Walking along the line from its first point to its second,
+    ``in`` is crossing it from the left-hand side to the right-hand side (as seen on screen)."""
+
+    IN = "in"
+    OUT = "out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +148,8 @@ class KindInfo:
     """What the rest of the code needs to know about one event kind (read, never re-spelled).
 
     Attributes:
-        zone_event: belongs to one zone (``Event.zone`` set).
+        zone_event: belongs to one zone (``Event.zone`` set; a line crossing's is the line).
+        tracked: about one tracked object (``Event.track_id`` set); a crowd is about a zone.
         behaviour: started and ended by a behaviour decider from the track's history.
         evaluated: labelled by ``monitor synth`` and scored by ``monitor eval``.
         alert: makes a review an ``alert`` by default (``[reviews] alert_kinds``).
@@ -147,6 +158,7 @@ class KindInfo:
     """
 
     zone_event: bool
+    tracked: bool
     behaviour: bool
     evaluated: bool
     alert: bool
@@ -156,15 +168,19 @@ class KindInfo:
 
 # In the order tables and plots show them: behaviours first.
 KIND_INFO: dict[EventKind, KindInfo] = {
-    EventKind.FALL: KindInfo(False, True, True, True, "#d62728",
+    EventKind.FALL: KindInfo(False, True, True, True, True, "#d62728",
                              "the temporal model saw a fall and the person down"),
-    EventKind.RUNNING: KindInfo(False, True, True, True, "#1f77b4",
+    EventKind.RUNNING: KindInfo(False, True, True, True, True, "#1f77b4",
                                 "the temporal model saw running"),
-    EventKind.LOITERING: KindInfo(True, False, True, True, "#2ca02c",
+    EventKind.LOITERING: KindInfo(True, True, False, True, True, "#2ca02c",
                                   "it stayed in a zone loitering_s"),
-    EventKind.PRESENCE: KindInfo(False, False, False, False, "#7f7f7f",
+    EventKind.CROWD: KindInfo(True, False, False, True, True, "#9467bd",
+                              "at least min_objects of a label in a zone for_s"),
+    EventKind.LINE_CROSSING: KindInfo(True, True, False, True, False, "#8c564b",
+                                      "its foot point crossed a line (a moment)"),
+    EventKind.PRESENCE: KindInfo(False, True, False, False, False, "#7f7f7f",
                                  "a confirmed object of a watched label"),
-    EventKind.INTRUSION: KindInfo(True, False, False, True, "#ff7f0e",
+    EventKind.INTRUSION: KindInfo(True, True, False, False, True, "#ff7f0e",
                                   "its foot point is inside a zone"),
 }
 
@@ -192,6 +208,8 @@ class EndReason(str, enum.Enum):
     BEHAVIOUR_OVER = "behaviour_over"  # the decider said the fall/running is over
     SHUTDOWN = "shutdown"  # the daemon stopped (SIGTERM)
     RESTART = "restart"  # found open at start-up: the daemon had died without ending it
+    DISPERSED = "dispersed"  # a crowd: fewer than min_objects in the zone for end_after_s
+    CROSSED = "crossed"  # a line crossing is a moment: it ends as it starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +221,9 @@ class Event:
         end_time: None while the event is open.
         score: best detector score seen so far.
         box: box at the best score, pixels.
-        zone: zone name for intrusion/loitering, None for presence.
+        track_id: the tracked object; None for an event about a zone (``crowd``).
+        zone: zone name for intrusion/loitering/crowd, the line's for a line crossing, None
+            for presence and behaviours.
         snapshot: path of the JPEG with the box drawn, None until written.
         evidence: JSON-serialisable facts that explain the event (frames, dwell, scores...).
         operator_label: what an operator said it really was (``monitor label``), None if unsaid.
@@ -217,13 +237,14 @@ class Event:
         end_reason: why it ended; None while open.
         announced: its alerts are published; False for the presence of an object that has not
             moved since it appeared, which is recorded (``stationary``) but never alerted.
+        direction: a line crossing's direction; None for other kinds.
     """
 
     id: str
     camera: str
     kind: EventKind
     label: str
-    track_id: int
+    track_id: int | None
     start_time: datetime
     end_time: datetime | None
     score: float
@@ -240,6 +261,7 @@ class Event:
     dwell_s: float | None = None
     end_reason: EndReason | None = None
     announced: bool = True
+    direction: Direction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +318,38 @@ class TrackView:
     history: tuple[Observation, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class TrackSighting:
+    """A track of a watched label seen in the newest frame, as the zone-level stages read it.
+
+    Attributes:
+        confirmed: its presence is confirmed (what it did before counts once it is).
+        announced: its events are published (it has moved, or never-moved objects alert).
+    """
+
+    track_id: int
+    label: str
+    observation: Observation
+    confirmed: bool
+    announced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneStay:
+    """One announced object's current stay in one zone (its intrusion event is open).
+
+    Attributes:
+        entered: its first sighting inside during this stay.
+        last_inside: its newest sighting inside.
+    """
+
+    track_id: int
+    label: str
+    zone: str
+    entered: Observation
+    last_inside: Observation
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A behaviour of one track started or ended.
@@ -324,11 +378,14 @@ class CameraState:
         counts: ``(zone, label) -> objects present``; zone None is the whole camera. Only
             announced objects count (one that never moved is not an alert, nor a count).
         motion: something moved within the motion ``off_delay_s``; None while unknown.
+        crossings: ``(line, label, direction) -> crossings`` since the records began (not reset
+            at start or stop).
     """
 
     camera: str
     counts: dict[tuple[str | None, str], int] = field(hash=False)
     motion: bool | None
+    crossings: dict[tuple[str, str, Direction], int] = field(default_factory=dict, hash=False)
 
 
 class Severity(str, enum.Enum):

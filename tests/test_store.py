@@ -37,7 +37,7 @@ from monitor.store import (
     open_database,
     pending_messages,
 )
-from monitor.store.db import alembic_config
+from monitor.store.db import alembic_config, migrate
 from monitor.store.models import Base, EventRow, OutboxRow
 from monitor.store.queries import get_review, list_reviews, open_events, open_reviews
 from monitor.types import (
@@ -175,11 +175,9 @@ def test_models_match_migrations(engine: Engine) -> None:
 
 
 def test_downgrade_to_empty_and_upgrade_again(engine: Engine) -> None:
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "base")
+    migrate(engine, "base", down=True)
     assert not {"events", "outbox"} & set(inspect(engine).get_table_names())
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "head")
+    migrate(engine, "head")
     assert {"events", "outbox"} <= set(inspect(engine).get_table_names())
 
 
@@ -192,8 +190,7 @@ def test_upgrade_from_0001_keeps_events_and_adds_operator_labels(engine: Engine)
     """A database written by the previous release: its events survive 0002 and can be labelled."""
     from monitor.store.queries import labelled_events, set_operator_label
 
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "0001")
+    migrate(engine, "0001", down=True)
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO events (id, camera, kind, label, track_id, start_time, end_time, score,"
@@ -201,8 +198,7 @@ def test_upgrade_from_0001_keeps_events_and_adds_operator_labels(engine: Engine)
             " 'presence', 'person', 3, '2026-01-01 12:00:00', '2026-01-01 12:00:09', 0.8,"
             " '[1, 2, 3, 4]', NULL, NULL, '{}', '2026-01-01 12:00:00', '2026-01-01 12:00:09')"
         ))
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "head")
+    migrate(engine, "head")
     old = get_event(engine, "old")
     assert old is not None and old.track_id == 3 and old.operator_label is None
     labelled = set_operator_label(engine, "old", "normal")
@@ -215,8 +211,7 @@ def test_upgrade_from_0001_keeps_events_and_adds_operator_labels(engine: Engine)
             "INSERT INTO outbox (event_id, camera, topic, payload, created_at) VALUES"
             " ('old', 'cam1', 'monitor/events/cam1/presence', '{}', '2026-01-01 12:00:09')"
         ))
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "0001")
+    migrate(engine, "0001", down=True)
     assert "operator_label" not in {c["name"] for c in inspect(engine).get_columns("events")}
     assert get_event_count(engine) == 1
 
@@ -736,3 +731,39 @@ def test_reviews_are_stored_and_published_through_the_outbox_in_order(
     assert [r.topic for r in rows] == ["monitor/events/front/presence", "monitor/reviews",
                                        "monitor/reviews"]
     assert {r.event_id for r in rows} == {person.id}
+
+
+def test_0005_relaxes_track_id_with_alerts_referencing_events(
+    engine: Engine, writer: EventWriter
+) -> None:
+    """SQLite copies the events table to relax NOT NULL; the outbox rows pointing at it must
+    survive, enforcement must be back on after, and a downgrade keeps zone-level events."""
+    migrate(engine, "0004", down=True)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO events (id, camera, kind, label, track_id, start_time, end_time, score,"
+            " box, zone, snapshot, evidence, created_at, updated_at) VALUES ('old', 'cam1',"
+            " 'presence', 'person', 3, '2026-01-01 12:00:00', NULL, 0.8,"
+            " '[1, 2, 3, 4]', NULL, NULL, '{}', '2026-01-01 12:00:00', '2026-01-01 12:00:09')"
+        ))
+        conn.execute(text(
+            "INSERT INTO outbox (event_id, camera, topic, payload, created_at) VALUES"
+            " ('old', 'cam1', 'monitor/events/cam1/presence', '{}', '2026-01-01 12:00:09')"
+        ))
+    migrate(engine, "head")
+    crowd = make_event(id="crowd", kind=EventKind.CROWD, track_id=None, zone="yard")
+    record(writer, AlertType.START, crowd)
+    assert writer.flush(timeout_s=10.0)
+    stored = get_event(engine, "crowd")
+    assert stored is not None and stored.track_id is None
+    assert [row.event_id for row in outbox_rows(engine)] == ["old", "crowd"]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+    migrate(engine, "0004", down=True)
+    with engine.connect() as conn:
+        tracks = dict(conn.execute(text("SELECT id, track_id FROM events")).all())
+    assert tracks == {"old": 3, "crowd": -1}
+    migrate(engine, "head")
+

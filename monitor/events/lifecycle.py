@@ -43,7 +43,8 @@ from monitor.config import EventsConfig
 from monitor.events.stationary import Movement, MovementSettings
 from monitor.events.zones import Zone
 from monitor.types import (
-    Alert, AlertType, Box, EndReason, Event, EventKind, Frame, Observation, Track, Tracks, Verdict,
+    Alert, AlertType, Box, EndReason, Event, EventKind, Frame, Observation, Track, Tracks,
+    TrackSighting, Verdict, ZoneStay,
 )
 
 
@@ -164,6 +165,28 @@ class EventLifecycle:
             )
             objects.append((state.label, zones))
         return objects
+
+    def zone_stays(self) -> list[ZoneStay]:
+        """The announced objects' current stays in zones (one per open, published intrusion)."""
+        stays = []
+        for state in self._tracks.values():
+            for (kind, zone), open_event in state.open.items():
+                if kind is not EventKind.INTRUSION or zone is None or open_event.silent:
+                    continue
+                entered = state.zone_entered.get(zone)
+                last_inside = state.zone_last_inside.get(zone)
+                if entered is not None and last_inside is not None:
+                    stays.append(ZoneStay(state.track_id, state.label, zone, entered, last_inside))
+        return stays
+
+    def sightings(self, frame: Frame) -> list[TrackSighting]:
+        """The watched tracks seen in ``frame`` (after ``update`` took it)."""
+        return [
+            TrackSighting(state.track_id, state.label, state.last, state.confirmed,
+                          self._announced(state))
+            for state in self._tracks.values()
+            if state.last.frame_index == frame.index and state.last.monotonic == frame.monotonic
+        ]
 
     def update(self, tracks: Tracks) -> list[Alert]:
         """Feed one frame's tracks; returns the alerts this frame causes, in order."""

@@ -13,10 +13,10 @@ is ON from the first frame that moved until ``off_delay_s`` without motion.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from monitor.types import CameraState, Motion
+from monitor.types import CameraState, Direction, Motion
 
 
 class StateSink(Protocol):
@@ -42,6 +42,7 @@ class Occupancy:
         motion_off_delay_s: seconds without motion before motion turns OFF.
         sink: receives every changed state (and the first one).
         motion_known: False when motion detection is off: motion stays None (unknown).
+        crossings: the lines' crossing counts so far (published with the first state).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class Occupancy:
         sink: StateSink,
         *,
         motion_known: bool = True,
+        crossings: Mapping[tuple[str, str, Direction], int] | None = None,
     ) -> None:
         self._camera = camera
         self._empty = empty_state(camera, labels, zones, motion_known=motion_known)
@@ -61,9 +63,11 @@ class Occupancy:
         self._motion_known = motion_known
         self._last_motion: float | None = None
         self._state: CameraState | None = None
+        self._crossings = dict(crossings or {})
 
     def reset(self) -> CameraState:
-        """Nothing present, no motion: at start (over a crashed run's retained values) and stop."""
+        """Nothing present, no motion: at start (over a crashed run's retained values) and stop.
+        Line crossing counts are totals: they stay."""
         self._last_motion = None
         return self._publish(dict(self._empty.counts), self._empty.motion)
 
@@ -72,8 +76,12 @@ class Occupancy:
         present: Sequence[tuple[str, Sequence[str]]],
         now_monotonic: float,
         motion: Motion | None = None,
+        crossings: Mapping[tuple[str, str, Direction], int] | None = None,
     ) -> CameraState:
-        """Take the objects present now (label, zones it is in) and what moved in this frame."""
+        """Take the objects present now (label, zones it is in), what moved in this frame and
+        the lines' crossing counts (None: unchanged)."""
+        if crossings is not None:
+            self._crossings = dict(crossings)
         if motion is not None and motion.regions:
             self._last_motion = now_monotonic
         counts: Counter[tuple[str | None, str]] = Counter(self._empty.counts)
@@ -90,7 +98,7 @@ class Occupancy:
         return self._publish(dict(counts), moving)
 
     def _publish(self, counts: dict[tuple[str | None, str], int], motion: bool | None) -> CameraState:
-        state = CameraState(self._camera, counts, motion)
+        state = CameraState(self._camera, counts, motion, dict(self._crossings))
         if state != self._state:
             self._state = state
             self._sink.publish_state(state)

@@ -15,7 +15,7 @@ from monitor.types import Event, Review
 COLUMNS = (
     "id", "camera", "kind", "label", "track_id", "start_time", "end_time", "end_reason",
     "score", "seen_score", "seen_at", "box", "zone", "zones", "dwell_s", "stationary",
-    "announced", "seq", "snapshot", "operator_label",
+    "announced", "direction", "seq", "snapshot", "operator_label",
 )
 
 
@@ -43,6 +43,7 @@ def as_dict(event: Event) -> dict[str, Any]:
         "dwell_s": event.dwell_s,
         "stationary": event.stationary,
         "announced": event.announced,
+        "direction": None if event.direction is None else event.direction.value,
         "seq": event.seq,
         "snapshot": event.snapshot,
         "operator_label": event.operator_label,
@@ -85,11 +86,15 @@ def _note(event: Event) -> str:
     """What an operator must know to read the row right: a stationary object's record was
     never alerted; why the event ended."""
     notes = []
-    if not event.announced:
+    if event.direction is not None:
+        notes.append(f"crossed {event.direction.value}")
+        if not event.announced:
+            notes.append("counted, not alerted")
+    elif not event.announced:
         notes.append("stationary, not alerted")
     elif event.stationary:
         notes.append("stationary")
-    if event.end_reason is not None:
+    if event.end_reason is not None and event.direction is None:
         notes.append(f"ended: {event.end_reason.value}")
     return "; ".join(notes) or "-"
 
@@ -104,7 +109,7 @@ def _table(events: Sequence[Event]) -> str:
         duration = f"{(e.end_time - e.start_time).total_seconds():.1f}s" if e.end_time else "open"
         rows.append((
             e.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, e.camera, e.kind.value,
-            e.label, str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id, _note(e),
+            e.label, "-" if e.track_id is None else str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id, _note(e),
         ))
     return _aligned(rows)
 

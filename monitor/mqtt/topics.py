@@ -36,7 +36,9 @@ from __future__ import annotations
 import json
 
 from monitor.clock import iso_utc
-from monitor.types import Alert, CameraState, EventKind, OutboxMessage, ReviewMessage
+from monitor.types import (
+    Alert, CameraState, Direction, EventKind, OutboxMessage, ReviewMessage,
+)
 
 _FORBIDDEN_IN_LEVEL = ("/", "#", "+")
 
@@ -89,7 +91,18 @@ def state_messages(prefix: str, state: CameraState) -> list[tuple[str, str]]:
     ]
     if state.motion is not None:
         messages.append((motion_topic(prefix, state.camera), "ON" if state.motion else "OFF"))
+    messages.extend(
+        (crossings_topic(prefix, state.camera, line, label, direction), str(count))
+        for (line, label, direction), count in state.crossings.items()
+    )
     return messages
+
+
+def crossings_topic(prefix: str, camera: str, line: str, label: str, direction: Direction) -> str:
+    """Retained count of a line's crossings by objects of ``label`` in ``direction``, since the
+    records began (continued across restarts from the store): ``{prefix}/{camera}/crossings/
+    {line}/{label}/{in|out}``, an integer that only grows (Home Assistant ``total_increasing``)."""
+    return f"{prefix}/{camera}/crossings/{line}/{label}/{direction.value}"
 
 
 def reviews_topic(prefix: str) -> str:
@@ -161,6 +174,8 @@ def alert_payload(alert: Alert) -> str:
         "seen_at": None if event.seen_at is None else iso_utc(event.seen_at),
         "seq": event.seq,
     }
+    if event.direction is not None:
+        body["direction"] = event.direction.value
     return json.dumps(body, separators=(",", ":"))
 
 

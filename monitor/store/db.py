@@ -81,12 +81,45 @@ def open_database(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     except Exception as exc:  # bad driver name, unwritable directory...
         raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
     try:
-        with engine.begin() as connection:
-            command.upgrade(alembic_config(connection), "head")
+        migrate(engine, "head")
     except Exception as exc:  # connection refused, auth, locked, failed migration...
         engine.dispose()
         raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
     return engine
+
+
+def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or with ``down``, downgrade) the schema to ``revision`` in one transaction.
+
+    SQLite changes a column by copying its table; a copy of a table that other tables' foreign
+    keys point at can only be dropped with foreign-key enforcement off, which SQLite allows only
+    outside a transaction. So on SQLite enforcement is off for the migration, every reference is
+    checked before it commits, and enforcement is back on before the connection returns to the pool.
+
+    Raises:
+        StoreError: the migrated SQLite database has rows whose references point nowhere.
+    """
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                run = command.downgrade if down else command.upgrade
+                run(alembic_config(connection), revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        table, rowid, parent, _ = broken[0]
+                        raise StoreError(
+                            f"migration to {revision} left {len(broken)} broken reference(s), "
+                            f"e.g. {table} row {rowid} -> {parent}; nothing was changed"
+                        )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def _create_engine(url: URL, busy_timeout_ms: int) -> Engine:

@@ -101,7 +101,8 @@ class EventRow(Base):
     camera: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     label: Mapped[str] = mapped_column(String(64))
-    track_id: Mapped[int] = mapped_column(Integer)
+    # None for an event about a zone rather than one object (a crowd).
+    track_id: Mapped[int | None] = mapped_column(Integer)
     start_time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     end_time: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     score: Mapped[float] = mapped_column(Float)
@@ -123,6 +124,8 @@ class EventRow(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     # False: an object that never moved, recorded but never published (no outbox rows).
     announced: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # A line crossing's direction, "in" or "out" (counted per direction at start-up).
+    direction: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from monitor.errors import first_line
 from monitor.store.db import StoreError, masked_url
 from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc
-from monitor.types import Box, EndReason, Event, EventKind, OutboxMessage, Review, Severity
+from monitor.types import (
+    Box, Direction, EndReason, Event, EventKind, OutboxMessage, Review, Severity,
+)
 
 
 def pending_messages(engine: Engine, *, after_id: int, limit: int) -> list[OutboxMessage]:
@@ -142,6 +144,30 @@ def open_events(engine: Engine, cameras: Sequence[str]) -> list[Event]:
     return [_to_event(row) for row in _left_open(engine, EventRow, cameras)]
 
 
+def crossing_counts(engine: Engine, camera: str) -> dict[tuple[str, str, Direction], int]:
+    """How often each of the camera's lines was crossed, per label and direction, over every
+    recorded ``line_crossing`` event: what the retained counters continue from at start-up.
+
+    Raises:
+        StoreError: the database cannot be read (one line, URL masked).
+    """
+    statement = (
+        select(EventRow.zone, EventRow.label, EventRow.direction, func.count())
+        .where(EventRow.camera == camera, EventRow.kind == EventKind.LINE_CROSSING.value,
+               EventRow.zone.is_not(None), EventRow.direction.is_not(None))
+        .group_by(EventRow.zone, EventRow.label, EventRow.direction)
+    )
+    try:
+        with Session(engine) as session:
+            rows = session.execute(statement).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot count line crossings in {masked_url(engine)}: {first_line(exc)}"
+        ) from None
+    return {(str(line), str(label), Direction(direction)): int(count)
+            for line, label, direction, count in rows}
+
+
 def _left_open(
     engine: Engine, table: type[_Open], cameras: Sequence[str]
 ) -> list[_Open]:
@@ -198,6 +224,7 @@ def _to_event(row: EventRow) -> Event:
         dwell_s=row.dwell_s,
         end_reason=None if row.end_reason is None else EndReason(row.end_reason),
         announced=row.announced,
+        direction=None if row.direction is None else Direction(row.direction),
     )
 
 

@@ -421,6 +421,7 @@ def _upsert_event(session: Session, alert: Alert) -> None:
             track_id=event.track_id,
             start_time=event.start_time,
             zone=event.zone,
+            direction=None if event.direction is None else event.direction.value,
         )
         session.add(row)
     row.end_time = event.end_time

@@ -222,7 +222,7 @@ def labelled_tracks(events: Sequence[Event], settings: TrainSettings) -> list[La
     without stored track data (older versions, never ended) are skipped.
     """
     tracks = []
-    groups: dict[tuple[str, int, str], int] = {}
+    groups: dict[tuple[str, int | None, str], int] = {}
     span = (settings.window - 1) * settings.step_s
     for event in events:
         record = event.evidence.get("track")
