@@ -25,6 +25,7 @@ from monitor.types import EventKind, Severity
 
 if TYPE_CHECKING:
     from monitor.detect.yolo import YoloDetector
+    from monitor.synth.settings import SynthSettings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -243,6 +244,7 @@ def _real_detector(config: Config | None) -> YoloDetector:
     """The configured (or default) detector, loaded and warmed up."""
     from monitor.config import DetectorConfig
     from monitor.detect.yolo import YoloDetector
+    from monitor.synth.settings import SynthSettings
 
     detector = YoloDetector(config.detector if config else DetectorConfig())
     detector.warm_up()
@@ -253,6 +255,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import numpy as np
 
     from monitor.detect.yolo import YoloDetector
+    from monitor.synth.settings import SynthSettings
     from monitor.errors import first_line
     from monitor.synth.compose import SynthSettings, generate_clips
     from monitor.synth.crops import CropError
@@ -279,24 +282,28 @@ def cmd_synth(args: argparse.Namespace) -> int:
         )
     except (FootageError, CropError, PlanError, ValueError) as exc:
         raise UsageError(f"synth: {first_line(exc)}") from None
-    _write_eval_config(out, clips[0].name, settings.zone, settings.fps)
+    _write_eval_config(out, clips[0].name, settings)
     print(f"wrote {len(clips)} clips, {out / 'annotations.json'} and {out / 'eval.toml'}")
     return EXIT_OK
 
 
-def _write_eval_config(
-    out: Path, first_clip: str, zone: Sequence[tuple[float, float]], fps: float
-) -> None:
-    """The settings 'monitor eval' uses on these clips: each clip is a camera with this zone."""
-    polygon = ", ".join(f"[{x:.3f}, {y:.3f}]" for x, y in zone)
+def _write_eval_config(out: Path, first_clip: str, settings: SynthSettings) -> None:
+    """The settings 'monitor eval' uses on these clips: each clip is a camera with the zone
+    (loitering, crowds) and the line the clips were labelled with."""
+    polygon = ", ".join(f"[{x:.3f}, {y:.3f}]" for x, y in settings.zone)
+    points = ", ".join(f"[{x:.3f}, {y:.3f}]" for x, y in settings.line)
     (out / "eval.toml").write_text(
         "# Written by 'monitor synth': the settings 'monitor eval' applies to every clip here.\n"
         "# The camera's url is only a placeholder; each clip is evaluated as its own camera.\n"
         "[tracker]\n# Lying and far-away people score 0.4-0.5 with the default model: let them\n"
         "# start tracks (events still need confirmation).\nactivation_score = 0.3\n\n"
-        "[events]\nloitering_s = 8\nconfirm_min_score = 0.45\n\n"
-        f"[[cameras]]\nname = \"clip\"\nurl = \"{first_clip}\"\ndetect_fps = {fps / 2:g}\n\n"
+        f"[events]\nloitering_s = {settings.loitering_s:g}\nconfirm_min_score = 0.45\n\n"
+        f"[[cameras]]\nname = \"clip\"\nurl = \"{first_clip}\"\n"
+        f"detect_fps = {settings.fps / 2:g}\n\n"
         f"[[cameras.zones]]\nname = \"zone\"\npolygon = [{polygon}]\n"
+        f"crowd = {{ min_objects = {settings.crowd_size}, for_s = {settings.crowd_for_s:g} }}\n\n"
+        f"[[cameras.lines]]\nname = \"line\"\npoints = [{points}]\n"
+        f"hysteresis = {settings.line_hysteresis:g}\n"
     )
 
 
@@ -304,6 +311,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from monitor.detect.yolo import YoloDetector
+    from monitor.synth.settings import SynthSettings
     from monitor.evaluate.annotations import AnnotationError, load_annotations
     from monitor.evaluate.matching import format_table, to_json
     from monitor.evaluate.runner import EvalError, list_clips, run_eval
@@ -354,6 +362,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "fall_boxes": fall_boxes,
             "events": {
                 c.clip: {d: [[i.kind, i.start, i.end] for i in v] for d, v in c.predicted.items()}
+                for c in report.clips
+            },
+            # Line crossings counted per clip (the same for every decider: one tracker).
+            "crossings": {
+                c.clip: {f"{line}/{label}/{direction.value}": n
+                         for (line, label, direction), n in c.crossings.items()}
                 for c in report.clips
             },
         }

@@ -111,6 +111,11 @@ class CameraPipeline:
                     del self._last_seen[track_id]
             return tuple(box for box, _ in self._last_seen.values())
 
+    def crossing_counts(self) -> dict[CrossingKey, int]:
+        """The camera's line crossings so far (empty: no lines)."""
+        with self._lock:
+            return {} if self._lines is None else self._lines.counts()
+
     def process_tracks(self, tracks: Tracks) -> None:
         """Run the stages after the tracker (``monitor eval`` tracks once, decides three ways)."""
         with self._lock:

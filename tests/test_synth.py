@@ -132,6 +132,13 @@ FAST = SynthSettings(
     run_in_view_s=1.0,
     walkers=(1, 1),
     ground_y=(0.45, 0.95),
+    loitering_s=3.0,
+    crowd_size=2,
+    crowd_for_s=2.0,
+    zone_pass_s=1.5,
+    crowd_stay_s=(3.5, 4.0),
+    crowd_gap_s=(0.3, 0.5),
+    crossers=(1, 2),
     background_frames=15,
     crops=CropSettings(sample_frames=12, height_px=(20.0, 200.0), edge_margin_px=4.0,
                        spacing_px=6.0, pad_px=3, open_px=3, close_px=3, min_crops=2,
@@ -300,7 +307,8 @@ def test_render_frame_draws_inside_the_pose_box_only() -> None:
 
 def test_clips_are_written_and_readable(generated: Generated) -> None:
     names = sorted(p.name for p in generated.paths)
-    assert names == ["fall_3_0.avi", "loitering_3_0.avi", "running_3_0.avi", "walk_3_0.avi"]
+    assert names == ["crowd_3_0.avi", "fall_3_0.avi", "line_crossing_3_0.avi", "loitering_3_0.avi",
+                     "running_3_0.avi", "walk_3_0.avi"]
     for path in generated.paths:
         frames = list(read_video(path))
         assert len(frames) == generated.specs[path.name].n_frames
@@ -312,11 +320,56 @@ def test_clips_are_written_and_readable(generated: Generated) -> None:
     assert clips["settings"]["walk_speed_mps"] == list(FAST.walk_speed_mps)
 
 
-def test_every_event_clip_has_one_row_and_walk_clips_none(generated: Generated) -> None:
-    by_clip = {str(row["clip"]): row for row in generated.annotations}
-    assert sorted(by_clip) == ["fall_3_0.avi", "loitering_3_0.avi", "running_3_0.avi"]
-    assert len(generated.annotations) == 3
-    assert all(row["kind"] == str(row["clip"]).split("_")[0] for row in generated.annotations)
+def test_each_clip_has_the_rows_of_its_kind(generated: Generated) -> None:
+    """Line crossings are labelled in every clip (anyone may cross the line); the rest only
+    where someone did it: the fall, the run, the stays, the crowd."""
+    kinds: dict[str, list[str]] = {}
+    for row in generated.annotations:
+        kinds.setdefault(str(row["clip"]), []).append(str(row["kind"]))
+    others = {clip: sorted(k for k in found if k != "line_crossing") for clip, found in kinds.items()}
+    assert others.get("fall_3_0.avi") == ["fall"]
+    assert others.get("running_3_0.avi") == ["running"]
+    assert others.get("loitering_3_0.avi") == ["loitering"]
+    # Both members of the crowd of two stay longer than loitering_s: two loiterings, one crowd.
+    assert others.get("crowd_3_0.avi") == ["crowd", "loitering", "loitering"]
+    assert others.get("walk_3_0.avi", []) == []
+    assert kinds["line_crossing_3_0.avi"].count("line_crossing") >= FAST.crossers[0]
+
+
+def test_crowd_members_arrive_leftmost_first_and_leave_it_last(generated: Generated) -> None:
+    spec = generated.specs["crowd_3_0.avi"]
+    members = [a for a in spec.actors if a.role == "member"]
+    assert len(members) == FAST.crowd_size
+    zone = Zone("z", FAST.zone)
+    stays = [np.flatnonzero(feet_in_zone(a.boxes, zone, WIDTH, HEIGHT)) for a in members]
+    spots = [a.trajectory.x[s[len(s) // 2]] for a, s in zip(members, stays, strict=True)]
+    assert spots == sorted(spots)
+    assert [s[0] for s in stays] == sorted(s[0] for s in stays)
+    assert [s[-1] for s in stays] == sorted((s[-1] for s in stays), reverse=True)
+    row = next(r for r in generated.annotations
+               if r["clip"] == "crowd_3_0.avi" and r["kind"] == "crowd")
+    assert float(str(row["start"])) == pytest.approx(stays[-1][0] / spec.fps, abs=1e-3)
+    assert float(str(row["end"])) == pytest.approx((stays[-1][-1] + 1) / spec.fps, abs=1e-3)
+
+
+def test_line_crossings_are_counted_where_the_foot_changes_side(generated: Generated) -> None:
+    line_x = FAST.line[0][0] * WIDTH  # the default line is vertical
+    for path in generated.paths:
+        spec = generated.specs[path.name]
+        expected = {"in": 0, "out": 0}
+        for actor in spec.actors:
+            foot = (actor.boxes[:, 0] + actor.boxes[:, 2]) / 2
+            seen = foot[~np.isnan(foot)]
+            far = seen[np.abs(seen - line_x) > FAST.line_hysteresis * WIDTH]
+            sides = np.sign(far - line_x)
+            for before, after in zip(sides, sides[1:]):
+                if before != after:  # right of a line drawn downwards is screen-left: "in"
+                    expected["in" if after < 0 else "out"] += 1
+        people = json.loads(path.with_suffix(".people.json").read_text())
+        assert people["crossings"] == expected, path.name
+        rows = [r for r in generated.annotations
+                if r["clip"] == path.name and r["kind"] == "line_crossing"]
+        assert len(rows) == sum(expected.values()), path.name
 
 
 def frames_of(row: dict[str, object], spec: ClipSpec) -> range:
@@ -397,7 +450,7 @@ def test_a_second_seed_in_the_same_folder_keeps_the_first_rows(
     run_generator(footage, background, tmp_path, seed=5)
     second = run_generator(footage, background, tmp_path, seed=6)
     clips = {str(r["clip"]) for r in second.annotations}
-    assert {c.split("_")[1] for c in clips} == {"5", "6"}
+    assert {c.rsplit("_", 2)[1] for c in clips} == {"5", "6"}
     assert all((tmp_path / c).is_file() for c in clips)
     with pytest.raises(ValueError, match="another out_dir"):
         generate_clips(footage, tmp_path, seed=7, per_kind=1, detect=fake_detector(background),
@@ -455,12 +508,14 @@ def test_runners_stay_near_and_in_view_long_enough(planned: list[ClipSpec]) -> N
         assert seen.sum() >= 2.5 * DEFAULT.fps, spec.name
 
 
-def test_only_the_loiterer_stays_in_the_zone(planned: list[ClipSpec]) -> None:
+def test_only_the_loiterer_and_a_crowd_stay_in_the_zone(planned: list[ClipSpec]) -> None:
     zone = Zone("z", DEFAULT.zone)
     for spec in planned:
         for actor in spec.actors:
             frames = feet_in_zone(actor.boxes, zone, WIDTH, HEIGHT).sum()
-            if actor.role == "loiterer":
+            if actor.role == "member":
+                assert frames >= DEFAULT.crowd_stay_s[0] * DEFAULT.fps, spec.name
+            elif actor.role == "loiterer":
                 assert frames >= DEFAULT.loiter_s[0] * DEFAULT.fps - 5, spec.name
                 assert not feet_in_zone(actor.boxes[:1], zone, WIDTH, HEIGHT)[0], spec.name
             else:

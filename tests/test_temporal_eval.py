@@ -38,7 +38,7 @@ def held_out(footage: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_temporal_model_finds_falls_runs_and_loitering_on_held_out_clips(held_out: Path) -> None:
+def test_temporal_model_finds_falls_runs_loitering_crowds_and_crossings_on_held_out_clips(held_out: Path) -> None:
     out = held_out / "eval.json"
     picture = held_out / "timeline.png"
     done = monitor("eval", str(held_out), str(held_out / "annotations.json"),
@@ -49,6 +49,33 @@ def test_temporal_model_finds_falls_runs_and_loitering_on_held_out_clips(held_ou
     for kind in ("fall", "running", "loitering"):
         assert scores["temporal"][kind]["f1"] >= 0.85, (kind, scores["temporal"][kind])
     assert scores["temporal"]["fall"]["f1"] > scores["per_frame"]["fall"]["f1"]
+    # Zone-level kinds do not depend on the behaviour decider: the same for all three.
+    for kind in ("crowd", "line_crossing"):
+        for decider in ("per_frame", "rules", "temporal"):
+            assert scores[decider][kind]["f1"] >= 0.9, (kind, decider, scores[decider][kind])
+
+
+def test_line_crossings_are_counted_exactly_on_the_crossing_clips(held_out: Path) -> None:
+    """Each line_crossing clip is scripted: people cross the whole frame over the line. The
+    daemon's counter (in and out, per clip) must equal what the clip's truth says."""
+    out = held_out / "eval.json"
+    if not out.is_file():
+        monitor("eval", str(held_out), str(held_out / "annotations.json"), "--json", str(out),
+                "--quiet")
+    counted = json.loads(out.read_text())["crossings"]
+    report = []
+    for clip in sorted(counted):
+        truth = json.loads((held_out / clip).with_suffix(".people.json").read_text())["crossings"]
+        found = {d: counted[clip].get(f"line/person/{d}", 0) for d in ("in", "out")}
+        report.append((clip, truth, found))
+    print("\n".join(f"{clip}: truth {truth}, counted {found}" for clip, truth, found in report))
+    scripted = [(clip, truth, found) for clip, truth, found in report
+                if clip.startswith("line_crossing")]
+    assert len(scripted) == PER_KIND
+    assert all(truth == found for _, truth, found in scripted), scripted
+    total_truth = sum(sum(t.values()) for _, t, _ in report)
+    total_found = sum(sum(f.values()) for _, _, f in report)
+    assert abs(total_found - total_truth) <= 0.1 * total_truth, (total_truth, total_found)
 
 
 def test_vtest_has_per_frame_fall_alerts_but_no_temporal_fall(footage: Path, tmp_path: Path) -> None:

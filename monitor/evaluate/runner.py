@@ -22,8 +22,9 @@ import numpy as np
 from monitor.config import Config, MotionConfig
 from monitor.detect.regions import RegionDetector
 from monitor.detect.yolo import YoloDetector
-from monitor.evaluate.annotations import KINDS, Interval
+from monitor.evaluate.annotations import KINDS, MOMENT_KINDS, Interval, moment_span
 from monitor.evaluate.matching import KindScore, score
+from monitor.events.lines import CrossingKey
 from monitor.events.snapshot import SnapshotWriter
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.temporal.checkpoint import Checkpoint
@@ -55,6 +56,7 @@ class ClipResult:
     fall_boxes: int = 0
     predicted: dict[str, list[Interval]] = field(default_factory=dict)
     events: dict[str, list[Event]] = field(default_factory=dict)  # every ended event, any kind
+    crossings: dict[CrossingKey, int] = field(default_factory=dict)  # the lines' counts
 
 
 @dataclass
@@ -90,7 +92,9 @@ class _Collect:
         assert event.end_time is not None
         start = (event.start_time - _EPOCH).total_seconds()
         end = (event.end_time - _EPOCH).total_seconds()
-        if end <= start:  # a one-sighting event: give it one frame's length, not zero
+        if event.kind.value in MOMENT_KINDS:
+            start, end = moment_span(start)
+        elif end <= start:  # a one-sighting event: give it one frame's length, not zero
             end = start + 0.1
         self.intervals.append(Interval(self.clip, event.kind.value, start, end))
 
@@ -190,6 +194,7 @@ def evaluate_clip(
         result.seconds = covered_s
         flush()
     result.frames = read
+    result.crossings = first.crossing_counts()
     for name, pipeline in pipelines.items():
         pipeline.close()
         result.predicted[name] = sinks[name].intervals

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.events.zones import Zone
-from monitor.synth.annotate import Annotation, annotate, occupancy
+from monitor.synth.annotate import Annotation, annotate, occupancy, truth_line
 from monitor.synth.assets import SceneAssets, load_or_build
 from monitor.synth.crops import Detect
 from monitor.synth.motion import Stage
@@ -111,8 +111,9 @@ def generate_clips(
     settings: SynthSettings = SynthSettings(),
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Writes out_dir/<kind>_<seed>_<n>.avi for kind in (fall, running, loitering, walk) — per_kind
-    clips each — and out_dir/annotations.json; returns the clip paths.
+    """Writes out_dir/<kind>_<seed>_<n>.avi for every kind of ``KINDS`` (fall, running, loitering,
+    crowd, line_crossing, walk) — per_kind clips each — and out_dir/annotations.json; returns
+    the clip paths.
 
     Also writes ``clips.json`` (fps, zone, seed, settings) and caches the background and the
     person crops in ``out_dir/.synth-cache``. Rows of ``annotations.json`` left by an earlier run
@@ -151,15 +152,17 @@ def generate_clips(
         path = out_dir / spec.name
         frames = render_clip(spec, cast, assets.background, noise_rng, settings)
         write_clip(path, frames, settings.fps)
-        labels = annotate(spec, zone, assets.frame_size, settings.in_view_frac)
+        labels = annotate(spec, zone, assets.frame_size, settings)
         rows.extend(labels)
-        people = occupancy(spec, zone, assets.frame_size, settings.in_view_frac)
+        people = occupancy(spec, zone, truth_line(settings), assets.frame_size,
+                           settings.in_view_frac)
         path.with_suffix(".people.json").write_text(json.dumps(people) + "\n", encoding="utf-8")
         paths.append(path)
         events = ", ".join(f"{a.kind} {a.start:.1f}-{a.end:.1f} s" for a in labels) or "no event"
         report(f"{spec.name}: {spec.n_frames} frames, {len(spec.actors)} people, {events}")
     _write_annotations(out_dir, rows, {p.name for p in paths})
-    clips = {"fps": settings.fps, "zone": [list(p) for p in settings.zone], "seed": seed,
+    clips = {"fps": settings.fps, "zone": [list(p) for p in settings.zone],
+             "line": [list(p) for p in settings.line], "seed": seed,
              "settings": dataclasses.asdict(settings)}
     (out_dir / CLIPS_FILE).write_text(json.dumps(clips, indent=1) + "\n", encoding="utf-8")
     return paths
@@ -170,16 +173,19 @@ def _quiet(_: str) -> None:
 
 
 def _check_same_geometry(out_dir: Path, settings: SynthSettings) -> None:
-    """Refuse to mix clips of another frame rate or zone in one folder (one clips.json)."""
+    """Refuse to mix clips of another frame rate, zone or line in one folder (one clips.json)."""
     existing = out_dir / CLIPS_FILE
     if not existing.is_file():
         return
     previous = json.loads(existing.read_text(encoding="utf-8"))
     zone = [list(p) for p in settings.zone]
-    if previous.get("fps") != settings.fps or previous.get("zone") != zone:
+    line = [list(p) for p in settings.line]
+    if (previous.get("fps") != settings.fps or previous.get("zone") != zone
+            or previous.get("line", line) != line):
         raise ValueError(
-            f"{existing} describes fps {previous.get('fps')} and zone {previous.get('zone')}, "
-            f"this run fps {settings.fps} and zone {zone}: use another out_dir"
+            f"{existing} describes fps {previous.get('fps')}, zone {previous.get('zone')} and "
+            f"line {previous.get('line')}, this run fps {settings.fps}, zone {zone} and line "
+            f"{line}: use another out_dir"
         )
 
 

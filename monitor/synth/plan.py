@@ -26,7 +26,9 @@ from monitor.synth.settings import WALK, SynthSettings
 from monitor.types import EventKind
 
 ROLE_FOR_KIND = {EventKind.FALL.value: "faller", EventKind.RUNNING.value: "runner",
-                 EventKind.LOITERING.value: "loiterer", WALK: "walker"}
+                 EventKind.LOITERING.value: "loiterer", EventKind.CROWD.value: "member",
+                 EventKind.LINE_CROSSING.value: "crosser", WALK: "walker"}
+STAYING_ROLES = frozenset({"loiterer", "member"})  # meant to stay in the zone
 OFFSCREEN_PAD_PX = 4.0  # people start and end this far beyond the point where they are unseen
 ZONE_POINT_TRIES = 1000  # rejection sampling of points in the zone; a sliver of a zone needs many
 
@@ -65,7 +67,8 @@ class Actor:
     """One person in a clip.
 
     Attributes:
-        role: ``faller``, ``runner``, ``loiterer`` or ``walker``.
+        role: ``faller``, ``runner``, ``loiterer``, ``member`` (of a crowd), ``crosser`` (of
+            the whole frame) or ``walker``.
         crop_index: index into the cast's crops.
         trajectory: the motion.
         labelled: whether the clip's annotation is about this person.
@@ -85,7 +88,7 @@ class ClipSpec:
 
     Attributes:
         name: file name (``<kind>_<seed>_<n>.avi``).
-        kind: ``fall``, ``running``, ``loitering`` or ``walk``.
+        kind: ``fall``, ``running``, ``loitering``, ``crowd``, ``line_crossing`` or ``walk``.
         n_frames: length in frames.
         fps: frame rate.
         actors: everyone in the clip, the labelled person first.
@@ -167,17 +170,26 @@ class ClipPlanner:
         for _ in range(s.plan_tries):
             if kind == EventKind.FALL.value:
                 main, fall_frame = self.faller(n_frames)
+                labelled = [main]
             elif kind == EventKind.LOITERING.value:
                 main, n_frames = self.loiterer()
+                labelled = [main]
+            elif kind == EventKind.CROWD.value:
+                labelled, n_frames = self.crowd()
+            elif kind == EventKind.LINE_CROSSING.value:
+                labelled = self.crossers(n_frames)
             else:
-                main = self.crosser(n_frames, ROLE_FOR_KIND[kind], set(), labelled=True)
-            problem = self._problem(main, fall_frame)
+                labelled = [self.crosser(n_frames, ROLE_FOR_KIND[kind], set(), labelled=True)]
+            problem = next(
+                (p for a in labelled if (p := self._problem(a, fall_frame)) is not None),
+                _too_close(labelled, s.separation_px),
+            )
             if problem is None:
                 break
         else:
             raise PlanError(f"{name}: no usable {ROLE_FOR_KIND[kind]} path in {s.plan_tries} "
                             f"tries; the last one {problem}")
-        actors = [main]
+        actors = list(labelled)
         for _ in range(int(self._rng.integers(s.walkers[0], s.walkers[1] + 1))):
             walker = self.distractor(n_frames, actors)
             if walker is not None:
@@ -211,7 +223,9 @@ class ClipPlanner:
         route = crossing_route(stage, rows, rightwards, self._margin(crop, max(rows)), gait)
         segment = follow(route, stage, 0)
         length = len(segment.x)
-        if role == "runner":
+        if role == "crosser":  # the whole crossing inside the clip
+            start = int(self._rng.integers(0, max(1, n_frames - length)))
+        elif role == "runner":
             earliest = round(s.run_start_s * s.fps)
             latest = max(earliest, n_frames - length - earliest)
             start = int(self._rng.integers(earliest, latest + 1))
@@ -285,6 +299,60 @@ class ClipPlanner:
         trajectory = assemble([head(stroll, cut + 1), way_out], n_frames)
         return self._actor("loiterer", index, trajectory, True), n_frames
 
+    def crossers(self, n_frames: int) -> list[Actor]:
+        """``crossers`` people crossing the whole frame (each over the clip's line, if it spans
+        the walkway), in different crops; the caller checks that they keep apart."""
+        s = self._settings
+        people: list[Actor] = []
+        for _ in range(int(self._rng.integers(s.crossers[0], s.crossers[1] + 1))):
+            taken = {a.crop_index for a in people}
+            people.append(self.crosser(n_frames, "crosser", taken, labelled=True))
+        return people
+
+    def crowd(self) -> tuple[list[Actor], int]:
+        """``crowd_size`` people who walk in from the right-hand edge, each to their own spot
+        in the zone, stand there, and walk back out the way they came.
+
+        The one with the leftmost spot arrives first and leaves last, the one with the
+        rightmost spot arrives last and leaves first: nobody walks past someone standing,
+        which would merge two boxes into one. All of them are there for ``crowd_stay_s``.
+
+        Returns:
+            The people (arrival order) and the clip length in frames.
+        """
+        s, stage, rng = self._settings, self._stage, self._rng
+        rows = (s.crowd_ground_y[0] * stage.height, s.crowd_ground_y[1] * stage.height)
+        spots = sorted((self._zone_point(rows) for _ in range(s.crowd_size)), key=lambda p: p[0])
+        gait = self._gait(s.walk_speed_mps, s.walk_bob_frac, s.walk_step_hz)
+        crops: list[int] = []
+        for _, row in spots:
+            crops.append(self._choose_crop(stage.height_px(row), set(crops)))
+        entries = [(stage.width + self._margin(self._cast.crops[c], row), row)
+                   for c, (_, row) in zip(crops, spots, strict=True)]
+        walks = [len(follow(Route((entry, spot), (gait.speed_mps,), (0.0, 0.0), gait.bob_frac,
+                                  gait.step_hz), stage, 0).x)
+                 for entry, spot in zip(entries, spots, strict=True)]
+        # Arrival frames (at the spot), then departure frames, last arrival first to leave.
+        arrivals = [walks[0] + round(s.fps)]
+        for walk in walks[1:]:
+            arrivals.append(max(arrivals[-1] + round(rng.uniform(*s.crowd_gap_s) * s.fps),
+                                walk + 1))
+        departures = [arrivals[-1] + round(rng.uniform(*s.crowd_stay_s) * s.fps)]
+        for _ in spots[1:]:
+            departures.insert(0, departures[0] + round(rng.uniform(*s.crowd_gap_s) * s.fps))
+        people, end = [], 0
+        for crop, entry, spot, walk, arrive, leave in zip(
+            crops, entries, spots, walks, arrivals, departures, strict=True
+        ):
+            route = Route((entry, spot, entry), (gait.speed_mps, gait.speed_mps),
+                          (0.0, (leave - arrive) / s.fps, 0.0), gait.bob_frac, gait.step_hz)
+            segment = dataclasses.replace(follow(route, stage, 0), start_frame=arrive - walk)
+            end = max(end, segment.end_frame)
+            people.append((crop, segment))
+        n_frames = max(round(s.clip_s * s.fps), end + round(s.fps))
+        return [self._actor("member", crop, assemble([segment], n_frames), True)
+                for crop, segment in people], n_frames
+
     def distractor(self, n_frames: int, actors: list[Actor]) -> Actor | None:
         """A walker keeping ``separation_px`` from everyone and passing through the zone in
         ``zone_pass_s`` at most (a lingering one would loiter), or None after ``plan_tries``."""
@@ -334,10 +402,14 @@ class ClipPlanner:
                       gait.step_hz)
         return dataclasses.replace(follow(route, self._stage, 0), start_frame=cut + 1)
 
-    def _zone_point(self) -> tuple[float, float]:
-        """A random point at least ``zone_margin_px`` inside the zone."""
+    def _zone_point(self, rows: tuple[float, float] | None = None) -> tuple[float, float]:
+        """A random point at least ``zone_margin_px`` inside the zone (and between ``rows``,
+        pixels, when given)."""
         zone, margin = self._cast.zone_px, self._settings.zone_margin_px
         low, high = zone.min(axis=0), zone.max(axis=0)
+        if rows is not None:
+            low, high = low.copy(), high.copy()
+            low[1], high[1] = max(low[1], rows[0]), min(high[1], rows[1])
         for _ in range(ZONE_POINT_TRIES):
             x, y = (float(v) for v in self._rng.uniform(low, high))
             if cv2.pointPolygonTest(zone, (x, y), True) >= margin:
@@ -366,7 +438,7 @@ class ClipPlanner:
             fixed = np.tile([o.x1, o.y1, o.x2, o.y2], (len(boxes), 1))
             if boxes_near(boxes, fixed, s.obstacle_gap_px).any():
                 return f"came within obstacle_gap_px={s.obstacle_gap_px} of the static object {o}"
-        if actor.role != "loiterer" and (
+        if actor.role not in STAYING_ROLES and (
             self._cast.feet_frames_in_zone(boxes) > round(s.zone_pass_s * s.fps)
         ):
             return f"stayed in the zone longer than zone_pass_s={s.zone_pass_s}"
@@ -414,3 +486,12 @@ class ClipPlanner:
     def _actor(self, role: str, crop_index: int, trajectory: Trajectory, labelled: bool) -> Actor:
         boxes = trajectory_boxes(trajectory, self._cast.crops[crop_index])
         return Actor(role, crop_index, trajectory, labelled, boxes)
+
+
+def _too_close(people: list[Actor], gap: float) -> str | None:
+    """Which two of the labelled people come closer than ``gap`` (their boxes would merge)."""
+    for i, a in enumerate(people):
+        for b in people[i + 1:]:
+            if boxes_near(a.boxes, b.boxes, gap).any():
+                return f"had two of its people within separation_px={gap} of each other"
+    return None

@@ -33,8 +33,8 @@ class SynthSettings:
             It must not hold the foot point of a static object the detector sees in the empty
             scene (generation refuses it): that object would loiter in every clip. The default
             is vtest's lower right, clear of the yellow object on the lower-left lawn.
-        zone_pass_s: everyone but the loiterer has their feet in the zone at most this long
-            (crossing it is fine; the events' loitering time is 8 s in the written eval.toml).
+        zone_pass_s: everyone but the loiterer and crowd has their feet in the zone at most
+            this long (crossing it is fine; it must stay below ``loitering_s``).
         walkers: (min, max) distractor walkers per clip (a ``walk`` clip has one more, the
             person it is about).
         walker_visible_frac: a walker is in the clip for at least this fraction of their
@@ -87,6 +87,24 @@ class SynthSettings:
         noise_sigma: standard deviation of the per-pixel sensor noise, grey levels.
         noise_bank_frames, noise_shift_px: noise frames drawn per clip, and the range of the
             random offset at which each frame samples one (see ``render.NoiseBank``).
+        loitering_s: the events' loitering time written to eval.toml; every person whose feet
+            stay in the zone this long is labelled loitering (crowd members too).
+        line: the counted line, two normalised points (written to eval.toml); every crossing
+            of anyone's foot point is labelled ``line_crossing``. The default runs down the
+            middle of vtest's near walkway, which people cross walking left or right; it stops
+            short of the far rows (above 0.45), where people are under about 80 px tall and the
+            default detector misses many of them.
+        line_hysteresis: as ``[[cameras.lines]] hysteresis``: the truth counts what the daemon
+            is configured to count.
+        crossers: (min, max) people crossing the whole frame in a ``line_crossing`` clip.
+        crowd_size: people standing in the zone together in a ``crowd`` clip, and the crowd's
+            ``min_objects`` in eval.toml.
+        crowd_for_s: the crowd's ``for_s`` in eval.toml; a shorter crowd is not labelled.
+        crowd_stay_s: how long the last of them to arrive (the first to leave) stays.
+        crowd_gap_s: time between two arrivals, and between two departures.
+        crowd_ground_y: (min, max) normalised foot row of the crowd's spots (within the zone).
+            Near rows only: a far person walking in is barely detected, and a track that starts
+            once they stand still is an object that never moved (no alert, no count).
         background_frames: frames, spread over the footage, in the median background.
         crops: how person crops are cut out of the footage.
     """
@@ -134,6 +152,15 @@ class SynthSettings:
     noise_sigma: float = 2.0
     noise_bank_frames: int = 4
     noise_shift_px: int = 32
+    loitering_s: float = 8.0
+    line: tuple[tuple[float, float], tuple[float, float]] = ((0.5, 0.45), (0.5, 1.0))
+    line_hysteresis: float = 0.02
+    crossers: tuple[int, int] = (2, 3)
+    crowd_size: int = 3
+    crowd_for_s: float = 2.0
+    crowd_stay_s: tuple[float, float] = (11.0, 14.0)
+    crowd_gap_s: tuple[float, float] = (1.0, 2.5)
+    crowd_ground_y: tuple[float, float] = (0.68, 1.0)
     background_frames: int = 81
     crops: CropSettings = field(default_factory=CropSettings)
 
@@ -149,7 +176,7 @@ class SynthSettings:
         for name in ("loiter_s", "walk_speed_mps", "run_speed_mps", "loiter_speed_mps",
                      "loiter_pause_s", "fall_s", "fall_angle_deg", "fall_at_s"):
             _range(name, getattr(self, name))
-        for name in ("ground_y", "fall_x", "fall_ground_y", "run_ground_y"):
+        for name in ("ground_y", "fall_x", "fall_ground_y", "run_ground_y", "crowd_ground_y"):
             _range(name, getattr(self, name))
             if getattr(self, name)[1] > 1:
                 raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)!r}")
@@ -159,6 +186,16 @@ class SynthSettings:
         if not 0 < self.run_in_view_s < self.clip_s:
             raise ValueError(f"run_in_view_s must be in (0, clip_s={self.clip_s}), "
                              f"got {self.run_in_view_s}")
+        if self.crowd_size < 2 or not 1 <= self.crossers[0] <= self.crossers[1]:
+            raise ValueError(f"crowd_size must be >= 2 and crossers (min, max) with 1 <= min <= "
+                             f"max, got {self.crowd_size} and {self.crossers!r}")
+        for name in ("crowd_stay_s", "crowd_gap_s"):
+            _range(name, getattr(self, name))
+        if self.crowd_stay_s[0] <= self.crowd_for_s or self.crowd_stay_s[0] <= self.loitering_s:
+            raise ValueError("crowd_stay_s must exceed crowd_for_s and loitering_s: a crowd "
+                             "clip's people are a crowd and loiter")
+        if self.line[0] == self.line[1] or not all(0 <= v <= 1 for p in self.line for v in p):
+            raise ValueError(f"line must be two distinct points normalised to 0..1, got {self.line!r}")
         if self.zone_pass_s < 0:
             raise ValueError(f"zone_pass_s must be >= 0, got {self.zone_pass_s}")
         if self.walk_speed_mps[0] <= 0 or self.run_speed_mps[0] <= 0 or self.loiter_speed_mps[0] <= 0:
