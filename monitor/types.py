@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -350,6 +350,12 @@ class ZoneStay:
     last_inside: Observation
 
 
+class Evidence(Protocol):
+    """A typed part of an event's evidence (``monitor.events.evidence``) that writes its JSON."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A behaviour of one track started or ended.
@@ -359,14 +365,14 @@ class Verdict:
         kind: ``fall`` or ``running``.
         started: True for a start, False for an end.
         at: the observation the change dates from (start: when the condition first held).
-        evidence: why (JSON-serialisable).
+        evidence: why (``monitor.events.evidence.BehaviourEvidence``).
     """
 
     track_id: int
     kind: str
     started: bool
     at: Observation
-    evidence: dict[str, Any]
+    evidence: Evidence
 
 
 @dataclass(frozen=True, slots=True)

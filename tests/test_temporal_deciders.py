@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from monitor.config import EventsConfig, TemporalConfig
-from monitor.events.lifecycle import EventLifecycle, observations_from_record
+from monitor.events.evidence import BehaviourEvidence, TrackRecord
+from monitor.events.lifecycle import EventLifecycle
 from monitor.types import Observation
 from monitor.events.report import render_one
 from monitor.events.snapshot import SnapshotWriter
@@ -123,13 +124,16 @@ def test_evidence_names_model_probabilities_rules_and_trigger(tmp_path: Path) ->
     behaviour = event.evidence["behaviour"]
     shipped = load_checkpoint(packaged_checkpoint())
     assert behaviour["decider"] == "temporal"
-    assert behaviour["temporal"]["sha256"] == shipped.sha256
-    assert behaviour["temporal"]["name"] == "default.pt"
+    assert behaviour["scorer"]["sha256"] == shipped.sha256
+    assert behaviour["scorer"]["name"] == "default.pt"
     probabilities = behaviour["probabilities"]
     assert 1 <= len(probabilities) <= TemporalConfig().evidence_steps
     assert set(probabilities[-1]) == {"at", "normal", "loitering", "running", "fall"}
     assert behaviour["trigger"]["frames"] and behaviour["trigger"]["probability"] >= 0.7
     assert {"speed_hps", "aspect", "max_recent_aspect"} <= set(behaviour["rules"])
+    typed = BehaviourEvidence.from_json(behaviour)
+    assert typed.to_json() == behaviour  # what is stored reads back to the same value
+    assert typed.scorer["sha256"] == shipped.sha256
     text = render_one(event)
     assert shipped.sha256[:12] in text and "fall" in text and "trigger" in text
 
@@ -139,7 +143,7 @@ def test_ended_events_keep_the_track_for_training(tmp_path: Path) -> None:
     presence = run_track(observations, "off", tmp_path).ended(EventKind.PRESENCE)[0].event
     record = presence.evidence["track"]
     assert record["frame_size"] == [WIDTH, HEIGHT]
-    rebuilt = observations_from_record(record)
+    rebuilt = TrackRecord.from_json(record).observations
     assert len(rebuilt) == len(observations)
     assert rebuilt[-1].box == Box(*observations[-1].box.as_list())
     elapsed = observations[-1].monotonic - observations[0].monotonic

@@ -40,10 +40,11 @@ from typing import Any
 
 from monitor.clock import iso_utc
 from monitor.config import EventsConfig
+from monitor.events.evidence import StayEvidence, TrackRecord
 from monitor.events.stationary import Movement, MovementSettings
 from monitor.events.zones import Zone
 from monitor.types import (
-    Alert, AlertType, Box, EndReason, Event, EventKind, Frame, Observation, Track, Tracks,
+    Alert, AlertType, EndReason, Event, EventKind, Evidence, Frame, Observation, Track, Tracks,
     TrackSighting, Verdict, ZoneStay,
 )
 
@@ -70,7 +71,10 @@ class _TrackState:
     zone_entered: dict[str, Observation] = field(default_factory=dict)
     zone_last_inside: dict[str, Observation] = field(default_factory=dict)
     open: dict[tuple[EventKind, str | None], _OpenEvent] = field(default_factory=dict)
-    behaviour_evidence: dict[EventKind, dict[str, Any]] = field(default_factory=dict)
+    # kind -> why it started, and why it ended once it did
+    behaviour_evidence: dict[EventKind, tuple[Evidence, Evidence | None]] = field(
+        default_factory=dict
+    )
     movement: Movement | None = None
     zones_visited: dict[str, None] = field(default_factory=dict)  # ordered set, entry order
 
@@ -138,12 +142,11 @@ class EventLifecycle:
                 continue
             kind = EventKind(verdict.kind)
             if verdict.started and (kind, None) not in state.open:
-                state.behaviour_evidence[kind] = verdict.evidence
+                state.behaviour_evidence[kind] = (verdict.evidence, None)
                 alerts.append(self._start(state, kind, None, verdict.at))
             elif not verdict.started and (kind, None) in state.open:
-                state.behaviour_evidence[kind] = {
-                    **state.behaviour_evidence.get(kind, {}), "ended_by": verdict.evidence
-                }
+                started = state.behaviour_evidence.get(kind, (verdict.evidence, None))[0]
+                state.behaviour_evidence[kind] = (started, verdict.evidence)
                 alerts.extend(self._end(state, kind, None, verdict.at, EndReason.BEHAVIOUR_OVER))
         return alerts
 
@@ -442,9 +445,8 @@ class EventLifecycle:
         dwell_s = open_event.event.dwell_s
         if entered is not None:
             dwell_s = round(last.monotonic - entered.monotonic, 2)
-            evidence["entered_at"] = iso_utc(entered.at)
-            evidence["dwell_s"] = dwell_s
-        evidence["track"] = _track_record(state.history, self._frame_size)
+            evidence.update(self._stay(kind, entered, dwell_s).to_json())
+        evidence["track"] = TrackRecord(self._frame_size, tuple(state.history)).to_json()
         ended = replace(
             open_event.event,
             end_time=last.at,
@@ -480,45 +482,15 @@ class EventLifecycle:
         if zone is not None:
             dwell_s = self._dwell_s(state, zone)
             if dwell_s is not None:
-                evidence["entered_at"] = iso_utc(state.zone_entered[zone].at)
-                evidence["dwell_s"] = dwell_s
-            if kind is EventKind.LOITERING:
-                evidence["loitering_s"] = self._config.loitering_s
+                evidence.update(self._stay(kind, state.zone_entered[zone], dwell_s).to_json())
         if kind in state.behaviour_evidence:
-            evidence["behaviour"] = state.behaviour_evidence[kind]
+            started, ended = state.behaviour_evidence[kind]
+            evidence["behaviour"] = started.to_json()
+            if ended is not None:
+                evidence["behaviour"]["ended_by"] = ended.to_json()
         return evidence
 
+    def _stay(self, kind: EventKind, entered: Observation, dwell_s: float) -> StayEvidence:
+        loitering_s = self._config.loitering_s if kind is EventKind.LOITERING else None
+        return StayEvidence(entered.at, dwell_s, loitering_s)
 
-def _track_record(history: Sequence[Observation], frame_size: tuple[int, int]) -> dict[str, Any]:
-    """The track's observations in a compact, JSON-friendly form (what training needs)."""
-    origin = history[0].monotonic
-    return {
-        "frame_size": list(frame_size),
-        "first_at": iso_utc(history[0].at),
-        "t": [round(o.monotonic - origin, 3) for o in history],
-        "frame": [o.frame_index for o in history],
-        "box": [o.box.as_list() for o in history],
-        "score": [round(o.score, 3) for o in history],
-        "class": [o.class_name for o in history],
-        "in_zone": [sorted(o.zones) for o in history],
-    }
-
-
-def observations_from_record(record: dict[str, Any]) -> tuple[Observation, ...]:
-    """Rebuild the observations kept by ``_track_record`` (for training on labelled events)."""
-    first_at = datetime.fromisoformat(record["first_at"])
-    return tuple(
-        Observation(
-            at=first_at + timedelta(seconds=t),
-            monotonic=float(t),
-            frame_index=int(frame),
-            box=Box(*map(float, box)),
-            score=float(score),
-            class_name=str(class_name),
-            zones=frozenset(zones),
-        )
-        for t, frame, box, score, class_name, zones in zip(
-            record["t"], record["frame"], record["box"], record["score"], record["class"],
-            record["in_zone"], strict=True,
-        )
-    )

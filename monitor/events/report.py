@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from monitor.clock import iso_utc
+from monitor.errors import first_line
+from monitor.events.evidence import BehaviourEvidence, EvidenceError
 from monitor.types import Event, Review
 
 COLUMNS = (
@@ -127,7 +129,10 @@ def render_one(event: Event) -> str:
     lines = [f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in data.items()]
     behaviour = evidence.pop("behaviour", None)
     if isinstance(behaviour, dict):
-        lines.extend(_why(behaviour))
+        try:
+            lines.extend(_why(BehaviourEvidence.from_json(behaviour)))
+        except (EvidenceError, TypeError, ValueError) as exc:  # an older version's layout
+            lines.append(f"why: unreadable ({first_line(exc)}): {json.dumps(behaviour)[:200]}")
     track = evidence.pop("track", None)
     lines.append("evidence:")
     for key, value in evidence.items():
@@ -138,44 +143,37 @@ def render_one(event: Event) -> str:
     return "\n".join(lines)
 
 
-def _why(behaviour: dict[str, Any]) -> list[str]:
-    decider = behaviour.get("decider", "?")
-    lines = ["why:", f"  decider: {decider}"]
-    model = behaviour.get("temporal")
-    if isinstance(model, dict):
+def _why(behaviour: BehaviourEvidence) -> list[str]:
+    lines = ["why:", f"  decider: {behaviour.decider}"]
+    scorer = behaviour.scorer
+    if "sha256" in scorer:
         lines.append(
-            f"  model: {model.get('name')} sha256 {model.get('sha256')} "
-            f"({model.get('architecture')}, window {model.get('window')} x {model.get('step_s')} s)"
+            f"  model: {scorer.get('name')} sha256 {scorer.get('sha256')} "
+            f"({scorer.get('architecture')}, window {scorer.get('window')} x {scorer.get('step_s')} s)"
         )
-    elif isinstance(behaviour.get(decider), dict):
-        lines.append(f"  thresholds: {json.dumps(behaviour[decider])}")
-    rules = behaviour.get("rules") or {}
-    if rules:
-        lines.append("  rule values: " + ", ".join(f"{k} {v}" for k, v in rules.items()))
-    trigger = behaviour.get("trigger") or {}
-    if trigger:
-        frames = trigger.get("frames") or []
-        lines.append(
-            f"  trigger: {trigger.get('from')} .. {trigger.get('to')}, probability "
-            f"{trigger.get('probability')}, frames {frames[0] if frames else '-'}"
-            f"..{frames[-1] if frames else '-'} ({len(frames)})"
-        )
-    probabilities = behaviour.get("probabilities") or []
-    if probabilities:
-        labels = [k for k in probabilities[-1] if k != "at"]
+    elif scorer:
+        lines.append(f"  thresholds: {json.dumps(dict(scorer))}")
+    if behaviour.rules:
+        lines.append("  rule values: " + ", ".join(f"{k} {v}" for k, v in behaviour.rules.items()))
+    trigger = behaviour.trigger
+    frames = trigger.frames
+    lines.append(
+        f"  trigger: {iso_utc(trigger.start)} .. {iso_utc(trigger.end)}, probability "
+        f"{trigger.probability}, frames {frames[0] if frames else '-'}"
+        f"..{frames[-1] if frames else '-'} ({len(frames)})"
+    )
+    if behaviour.probabilities:
+        labels = list(behaviour.probabilities[-1][1])
         lines.append("  probabilities over the last steps:")
         lines.append("    " + "time".ljust(15) + "".join(f"{label:>10}" for label in labels))
-        for step in probabilities:
-            try:
-                moment = datetime.fromisoformat(str(step.get("at"))).strftime("%H:%M:%S.%f")[:-3]
-            except ValueError:
-                moment = "?"
+        for at, step in behaviour.probabilities:
+            moment = at.strftime("%H:%M:%S.%f")[:-3]
             cells = "".join(f"{step.get(label, 0.0):>10.3f}" for label in labels)
             lines.append(f"    {moment.ljust(15)}{cells}")
-    ended = behaviour.get("ended_by")
-    if isinstance(ended, dict) and ended.get("trigger"):
-        lines.append(f"  ended: {ended['trigger'].get('from')} (probability "
-                     f"{ended['trigger'].get('probability')})")
+    ended = behaviour.ended_by
+    if ended is not None:
+        lines.append(f"  ended: {iso_utc(ended.trigger.start)} (probability "
+                     f"{ended.trigger.probability})")
     return lines
 
 

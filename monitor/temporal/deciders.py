@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from monitor.clock import iso_utc
 from monitor.config import TemporalConfig
+from monitor.events.evidence import BehaviourEvidence, Trigger
 from monitor.temporal.checkpoint import Checkpoint, load_checkpoint
 from monitor.temporal.decide import DecisionConfig, Transition, VerdictTracker
 from monitor.temporal.features import track_window
@@ -266,26 +266,16 @@ class BehaviourDecider:
             (o for o in track.history if o.monotonic >= change.at - 1e-9), track.history[-1]
         )
         trigger = [o for o in track.history if o.monotonic >= since.monotonic]
-        evidence: dict[str, Any] = {
-            "decider": self._scorer.name,
-            self._scorer.name: self._scorer.describe(),
-            "rules": rule_values(track.history, self._config),
-            "probabilities": [
-                {"at": iso_utc(o.at), **{k: round(v, 3) for k, v in s.items()}}
-                for o, s in memory.steps
-            ],
-            "trigger": {
-                "from": since.at.isoformat(),
-                "to": track.history[-1].at.isoformat(),
-                "frames": [o.frame_index for o in trigger][-50:],
-                "probability": round(change.probability, 3),
-            },
-            "decision": {
-                "enter_prob": self._verdicts_config("enter_prob"),
-                "exit_prob": self._verdicts_config("exit_prob"),
-                "min_duration_s": self._verdicts_config("min_duration_s"),
-            },
-        }
+        evidence = BehaviourEvidence(
+            decider=self._scorer.name,
+            scorer=self._scorer.describe(),
+            rules=rule_values(track.history, self._config),
+            probabilities=tuple((o.at, dict(s)) for o, s in memory.steps),
+            trigger=Trigger(since.at, track.history[-1].at,
+                            tuple(o.frame_index for o in trigger)[-50:], change.probability),
+            decision={name: self._verdicts_config(name)
+                      for name in ("enter_prob", "exit_prob", "min_duration_s")},
+        )
         # Starts and ends both date from when their condition first held, not from when the
         # minimum duration confirmed it.
         at = since

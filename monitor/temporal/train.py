@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from monitor.events.lifecycle import observations_from_record
+from monitor.events.evidence import EvidenceError, TrackRecord
 from monitor.types import Observation
 from monitor.types import Event
 from monitor.temporal.checkpoint import Architecture, save_checkpoint
@@ -225,11 +225,14 @@ def labelled_tracks(events: Sequence[Event], settings: TrainSettings) -> list[La
     groups: dict[tuple[str, int | None, str], int] = {}
     span = (settings.window - 1) * settings.step_s
     for event in events:
-        record = event.evidence.get("track")
-        frame = record.get("frame_size") if isinstance(record, dict) else None
-        if not record or not record.get("t") or not frame or event.end_time is None:
+        stored = event.evidence.get("track")
+        if not isinstance(stored, dict) or event.end_time is None:
             continue
-        observations = observations_from_record(record)
+        try:
+            record = TrackRecord.from_json(stored)
+        except (EvidenceError, TypeError, ValueError):
+            continue  # an older version's record, or none kept
+        observations, frame = record.observations, record.frame_size
         origin = observations[0].at
         start = (event.start_time - origin).total_seconds()
         end = (event.end_time - origin).total_seconds()
@@ -245,7 +248,7 @@ def labelled_tracks(events: Sequence[Event], settings: TrainSettings) -> list[La
                 return "fall"
             return "normal" if start < moment - span else None
 
-        key = (event.camera, event.track_id, str(record.get("first_at")))
+        key = (event.camera, event.track_id, observations[0].at.isoformat())
         group = groups.setdefault(key, len(groups))
         tracks.append(LabelledTrack(observations, int(frame[0]), int(frame[1]), label_at, group))
     return tracks
