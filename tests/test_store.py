@@ -764,6 +764,40 @@ def test_0005_relaxes_track_id_with_alerts_referencing_events(
     migrate(engine, "0004", down=True)
     with engine.connect() as conn:
         tracks = dict(conn.execute(text("SELECT id, track_id FROM events")).all())
-    assert tracks == {"old": 3, "crowd": -1}
+    assert tracks == {"old": 3}  # the older release cannot read a crowd: it went, with its alert
+    assert [row.event_id for row in outbox_rows(engine)] == ["old"]
     migrate(engine, "head")
+
+
+def test_a_failed_sqlite_migration_changes_nothing(sqlite_url: str) -> None:
+    """A reference left broken (written with enforcement off) stops the upgrade before its
+    commit: the database stays at 0004, no half-copied table is left, and once repaired the
+    upgrade goes through."""
+    engine = open_database(sqlite_url)
+    try:
+        migrate(engine, "0004", down=True)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.execute(text(
+                "INSERT INTO outbox (event_id, camera, topic, payload, created_at) VALUES"
+                " ('nowhere', 'cam1', 't', '{}', '2026-01-01 12:00:09')"
+            ))
+            conn.commit()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
+        with pytest.raises(StoreError, match="broken reference"):
+            migrate(engine, "head")
+        tables = set(inspect(engine).get_table_names())
+        assert not {t for t in tables if t.startswith("_alembic_tmp")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0004",)]
+            conn.execute(text("DELETE FROM outbox WHERE event_id = 'nowhere'"))
+            conn.commit()
+        migrate(engine, "head")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
+                (HEAD_REVISION,)
+            ]
+    finally:
+        engine.dispose()
 

@@ -115,6 +115,40 @@ def test_a_short_crowd_or_too_few_raise_nothing() -> None:
     assert sink.of(EventKind.CROWD) == []
 
 
+def test_a_member_that_left_but_whose_stay_is_open_does_not_date_the_crowd() -> None:
+    """A is inside over 0-1 s and leaves (its stay stays open end_after_s = 2 s); B enters at
+    1.5 s, C at 2.5 s. The zone never held two at once before C: no crowd dated from B's entry."""
+    sink = Collect()
+    cam = crowd_pipeline(sink, min_objects=2, for_s=1.5)
+    for step in range(0, 12):
+        t = step * 0.5
+        seen = []
+        if t <= 1.0:
+            seen.append((1, make_detection(box_at(70 + step))))
+        if t >= 1.5:
+            seen.append((2, make_detection(box_at(80 + step % 2))))
+        if t >= 2.5:
+            seen.append((3, make_detection(box_at(92 - step % 2))))
+        cam.process_tracks(make_tracks(t, *seen))
+        if t < 4.0:  # 2.5 + 1.5: B and C together for for_s
+            assert sink.of(EventKind.CROWD) == [], t
+    (start,) = [a for a in sink.of(EventKind.CROWD) if a.type is AlertType.START]
+    assert start.event.start_time == EPOCH + timedelta(seconds=2.5)
+
+
+def test_a_steady_crowd_stores_its_newest_state_without_publishing() -> None:
+    sink = Collect()
+    cam = crowd_pipeline(sink, min_objects=2, for_s=0.0)
+    for step in range(0, 20):
+        cam.process_tracks(make_tracks(step * 0.5, (1, make_detection(box_at(70 + step % 2))),
+                                       (2, make_detection(box_at(85 - step % 2)))))
+    quiet = [a for a in sink.alerts if a.event.kind is EventKind.CROWD and a.record_only]
+    published = sink.of(EventKind.CROWD)
+    assert [a.type for a in published] == [AlertType.START]  # the count never changed
+    assert len(quiet) >= 7  # every update_interval_s = 1 s of the 9.5 s
+    assert quiet[-1].event.seen_at >= EPOCH + timedelta(seconds=8.5)  # at most 1 s old
+
+
 def test_crowd_counts_only_its_label_and_ends_at_shutdown() -> None:
     sink = Collect()
     raw = camera_config(labels=["person", "car"],
@@ -196,12 +230,27 @@ def test_a_crossing_before_confirmation_counts_once_confirmed_and_never_without(
     assert len(crossings(sink)) == 1
 
 
+def test_an_object_that_never_moved_counts_no_crossing() -> None:
+    """With the default stationary check a big box whose foot point jitters over the line
+    (its box keeps overlapping itself) has not moved: no crossing, no count."""
+    sink, state = Collect(), States()
+    raw = camera_config(lines=[DOWN_THE_MIDDLE])
+    raw["events"]["alert_never_moved"] = False
+    cam = pipeline(raw, sink, state)
+    for step in range(12):
+        x = 46 if step % 2 else 54  # foot 4 px either side; a 92 px wide box barely shifts
+        cam.process_tracks(make_tracks(step * 0.5, (1, make_detection((x - 46, 0, x + 46, 60)))))
+    assert crossings(sink) == []
+    assert set(state.states[-1].crossings.values()) == {0}
+
+
 def test_unalerted_directions_are_recorded_and_counted_but_not_announced() -> None:
     sink, state = Collect(), States()
     line = {**DOWN_THE_MIDDLE, "alert_directions": ["in"]}
-    before = {("mid", "person", Direction.OUT): 41}
+    before = {("mid", "person", Direction.OUT): 41, ("old-line", "person", Direction.IN): 7}
     cam = pipeline(camera_config(lines=[line]), sink, state, crossings=before)
     assert state.states[0].crossings[("mid", "person", Direction.OUT)] == 41  # at once
+    assert ("old-line", "person", Direction.IN) not in state.states[0].crossings  # removed line
     walk(cam, 1, [20, 40, 60, 80], 0.0)
     (start,) = [a for a in sink.of(EventKind.LINE_CROSSING) if a.type is AlertType.START]
     assert start.event.direction is Direction.OUT and not start.event.announced

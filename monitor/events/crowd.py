@@ -12,7 +12,7 @@ published once that has lasted ``for_s`` (each of them seen inside at its end). 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from monitor.clock import iso_utc
@@ -28,6 +28,7 @@ class _OpenCrowd:
     members: dict[int, ZoneStay] = field(default_factory=dict)  # newest stay of each member
     last_alert_monotonic: float = float("-inf")
     alerted_count: int = 0
+    last_record_monotonic: float = float("-inf")  # newest state stored (alert or refresh)
 
 
 class CrowdWatcher:
@@ -61,9 +62,9 @@ class CrowdWatcher:
     def open_events(self) -> list[Event]:
         return [crowd.event for crowd in self._open.values()]
 
-    def update(self, stays: Sequence[ZoneStay], now: Observation | None = None) -> list[Alert]:
-        """Take the zones' current stays (after the lifecycle took the frame); ``now``: the
-        newest sighting of the camera, which dates the updates (None: no frame, e.g. expiry)."""
+    def update(self, stays: Sequence[ZoneStay]) -> list[Alert]:
+        """Take the zones' current stays (after the lifecycle took the frame, or expired
+        tracks); updates are dated by the members' newest sighting inside."""
         alerts: list[Alert] = []
         for zone, crowd in self._crowds.items():
             members = {
@@ -100,15 +101,10 @@ class CrowdWatcher:
     def _maybe_start(
         self, zone: str, crowd: CrowdConfig, members: dict[int, ZoneStay]
     ) -> Alert | None:
-        if len(members) < crowd.min_objects:
+        held = _last_run(members.values(), crowd.min_objects)
+        if held is None:
             return None
-        # The zone has held min_objects since the min_objects-th entry among those present.
-        since = sorted((m.entered for m in members.values()),
-                       key=lambda o: o.monotonic)[crowd.min_objects - 1]
-        # ... until the min_objects-th newest sighting inside among them (a member that left
-        # still has an open stay for end_after_s, but was not seen there).
-        held_until = sorted((m.last_inside for m in members.values()),
-                            key=lambda o: o.monotonic, reverse=True)[crowd.min_objects - 1]
+        since, held_until = held
         if held_until.monotonic - since.monotonic < crowd.for_s:
             return None
         newest = self._newest(members)
@@ -131,7 +127,7 @@ class CrowdWatcher:
             zones=(zone,),
         )
         open_crowd = _OpenCrowd(event, since, len(members), dict(members),
-                                newest.monotonic, len(members))
+                                newest.monotonic, len(members), newest.monotonic)
         open_crowd.event = replace(event, evidence=self._evidence(crowd, open_crowd),
                                    dwell_s=round(newest.monotonic - since.monotonic, 2))
         self._open[zone] = open_crowd
@@ -151,10 +147,16 @@ class CrowdWatcher:
             dwell_s=round(newest.monotonic - open_crowd.since.monotonic, 2),
             evidence=self._evidence(crowd, open_crowd, len(members)),
         )
-        throttled = newest.monotonic - open_crowd.last_alert_monotonic < self._config.update_interval_s
+        interval_s = self._config.update_interval_s
+        throttled = newest.monotonic - open_crowd.last_alert_monotonic < interval_s
         if throttled or len(members) == open_crowd.alerted_count:
+            # Quiet, but its newest state is stored every update_interval_s (as the lifecycle's
+            # quiet events), so a restart after a crash ends it at its last sighting.
+            if newest.monotonic - open_crowd.last_record_monotonic >= interval_s:
+                open_crowd.last_record_monotonic = newest.monotonic
+                return Alert(AlertType.UPDATE, open_crowd.event, record_only=True)
             return None
-        open_crowd.last_alert_monotonic = newest.monotonic
+        open_crowd.last_alert_monotonic = open_crowd.last_record_monotonic = newest.monotonic
         open_crowd.alerted_count = len(members)
         open_crowd.event = replace(open_crowd.event, seq=open_crowd.event.seq + 1)
         return Alert(AlertType.UPDATE, open_crowd.event)
@@ -206,6 +208,26 @@ class CrowdWatcher:
     @staticmethod
     def _newest(members: dict[int, ZoneStay]) -> Observation:
         return max((m.last_inside for m in members.values()), key=lambda o: o.monotonic)
+
+
+def _last_run(
+    stays: Iterable[ZoneStay], needed: int
+) -> tuple[Observation, Observation] | None:
+    """The latest stretch in which at least ``needed`` of the stays overlapped (each from its
+    entry to its newest sighting inside): (its start, its end), or None if they never did."""
+    changes = sorted(
+        [(s.entered, 1) for s in stays] + [(s.last_inside, -1) for s in stays],
+        key=lambda change: (change[0].monotonic, -change[1]),  # an entry before a same-time exit
+    )
+    count, start = 0, None
+    run: tuple[Observation, Observation] | None = None
+    for moment, step in changes:
+        count += step
+        if step > 0 and count == needed:
+            start = moment
+        elif step < 0 and count == needed - 1 and start is not None:
+            run, start = (start, moment), None
+    return run
 
 
 def _union(members: dict[int, ZoneStay]) -> Box:

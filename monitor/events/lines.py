@@ -7,8 +7,9 @@ line, whose box jitters, is not counted back and forth. A crossing is a side cha
 (from the last point clearly on the old side to the first clearly on the new one) passes over the
 line segment itself, not its extension. Its moment is interpolated between those two sightings.
 
-Crossings of a track not yet confirmed are held and counted when it is confirmed (a person who
-appears right at the line still counts); those of a track that never is are dropped. A crossing
+Crossings of a track not yet confirmed (or not yet announced: it has not moved as far as the
+stationary check is concerned) are held and counted when it is (a person who appears right at
+the line still counts); those of a track that never is are dropped. A crossing
 is an event that ends as it starts (``EndReason.CROSSED``): its START and END go out together.
 Crossings in a direction not in the line's ``alert_directions`` are recorded and counted but not
 published (``announced`` False).
@@ -117,7 +118,8 @@ class LineCounter:
         self._counts: Counter[CrossingKey] = Counter(
             {(line.name, label, d): 0 for line in lines for label in labels for d in Direction}
         )
-        self._counts.update(dict(counted or {}))
+        # Only this configuration's lines and labels: a removed line's total is not republished.
+        self._counts.update({key: n for key, n in (counted or {}).items() if key in self._counts})
 
     def counts(self) -> dict[CrossingKey, int]:
         """Crossings so far (continued from ``counted``), every line, label and direction."""
@@ -137,7 +139,7 @@ class LineCounter:
                 crossing = self._step(state, line, point, sighting.observation)
                 if crossing is not None:
                     state.held.append(crossing)
-            if sighting.confirmed and state.held:
+            if sighting.confirmed and sighting.announced and state.held:
                 for crossing in state.held:
                     alerts.extend(self._record(sighting.track_id, sighting.label, crossing))
                 state.held.clear()

@@ -106,6 +106,10 @@ def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
             connection.commit()
         try:
             with connection.begin():
+                if sqlite:
+                    # pysqlite opens a transaction only before DML, so a failed migration would
+                    # keep the DDL it ran (a half-copied table); open it explicitly.
+                    connection.exec_driver_sql("BEGIN")
                 run = command.downgrade if down else command.upgrade
                 run(alembic_config(connection), revision)
                 if sqlite:

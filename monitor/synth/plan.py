@@ -310,24 +310,28 @@ class ClipPlanner:
         return people
 
     def crowd(self) -> tuple[list[Actor], int]:
-        """``crowd_size`` people who walk in from the right-hand edge, each to their own spot
+        """``crowd_size`` people who walk in from the left-hand edge, each to their own spot
         in the zone, stand there, and walk back out the way they came.
 
-        The one with the leftmost spot arrives first and leaves last, the one with the
-        rightmost spot arrives last and leaves first: nobody walks past someone standing,
-        which would merge two boxes into one. All of them are there for ``crowd_stay_s``.
+        They come from the far side of the frame from the zone (vtest's zone is on the right),
+        so each is seen walking well before standing still: a track that starts only once its
+        person stands is an object that never moved (no alert, no count). The one with the
+        rightmost spot arrives first and leaves last, the one with the leftmost spot arrives
+        last and leaves first: nobody walks past someone standing, which would merge two boxes
+        into one. All of them are there for ``crowd_stay_s``.
 
         Returns:
             The people (arrival order) and the clip length in frames.
         """
         s, stage, rng = self._settings, self._stage, self._rng
         rows = (s.crowd_ground_y[0] * stage.height, s.crowd_ground_y[1] * stage.height)
-        spots = sorted((self._zone_point(rows) for _ in range(s.crowd_size)), key=lambda p: p[0])
+        spots = sorted((self._zone_point(rows) for _ in range(s.crowd_size)),
+                       key=lambda p: p[0], reverse=True)
         gait = self._gait(s.walk_speed_mps, s.walk_bob_frac, s.walk_step_hz)
         crops: list[int] = []
         for _, row in spots:
             crops.append(self._choose_crop(stage.height_px(row), set(crops)))
-        entries = [(stage.width + self._margin(self._cast.crops[c], row), row)
+        entries = [(-self._margin(self._cast.crops[c], row), row)
                    for c, (_, row) in zip(crops, spots, strict=True)]
         walks = [len(follow(Route((entry, spot), (gait.speed_mps,), (0.0, 0.0), gait.bob_frac,
                                   gait.step_hz), stage, 0).x)

@@ -20,12 +20,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from monitor.types import EventKind
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-NO_TRACK = -1  # what a zone-level event's track_id becomes on downgrade (the column is NOT NULL)
+# The kinds this revision brought, as they were spelled then (a migration never changes).
+_NEW_KINDS = (EventKind.CROWD.value, EventKind.LINE_CROSSING.value)
 
 
 def upgrade() -> None:
@@ -35,7 +38,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(sa.text(f"UPDATE events SET track_id = {NO_TRACK} WHERE track_id IS NULL"))
+    # The release before this one cannot read these kinds (nor a null track): their events and
+    # messages go. Reviews keep naming them; their ids simply no longer resolve.
+    kinds = ", ".join(f"'{kind}'" for kind in _NEW_KINDS)
+    op.execute(sa.text(
+        f"DELETE FROM outbox WHERE event_id IN (SELECT id FROM events WHERE kind IN ({kinds}))"
+    ))
+    op.execute(sa.text(f"DELETE FROM events WHERE kind IN ({kinds})"))
     with op.batch_alter_table("events") as batch:
         batch.drop_column("direction")
         batch.alter_column("track_id", existing_type=sa.Integer(), nullable=False)
