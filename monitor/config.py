@@ -229,6 +229,15 @@ def _topic_level_name(value: str, what: str) -> str:
     return value
 
 
+def _normalised_points(
+    points: list[tuple[float, float]], what: str
+) -> list[tuple[float, float]]:
+    for x, y in points:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"{what} [{x}, {y}] is outside 0..1 (coordinates are normalised)")
+    return points
+
+
 class ZoneConfig(_Strict):
     name: str = Field(
         ..., min_length=1, max_length=64,
@@ -246,10 +255,7 @@ class ZoneConfig(_Strict):
     @field_validator("polygon")
     @classmethod
     def _normalised(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        for x, y in value:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"corner [{x}, {y}] is outside 0..1 (coordinates are normalised)")
-        return value
+        return _normalised_points(value, "corner")
 
     crowd: CrowdConfig | None = Field(
         None, description="Raise a crowd event when this many objects are in the zone (None: off)."
@@ -297,9 +303,7 @@ class LineConfig(_Strict):
     @field_validator("points")
     @classmethod
     def _two_distinct_points(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        for x, y in value:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"point [{x}, {y}] is outside 0..1 (coordinates are normalised)")
+        _normalised_points(value, "point")
         if value[0] == value[1]:
             raise ValueError(f"the line's two points are the same point {list(value[0])}")
         return value

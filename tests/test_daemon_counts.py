@@ -2,6 +2,8 @@
 vtest.avi, walking and loitering, with the number of people whose feet are in the zone at every
 frame) served over a real RTSP server to the real daemon, read back from a real Mosquitto.
 
+The clip's line crossings must arrive as the retained crossing totals and be in the store.
+
 At every check (4 a second, over one pass of the clip) the retained count of people in the zone
 must equal the truth at some moment of the last ``LAG_S`` seconds: the count may trail a change by
 confirmation (3 sightings) and ``end_after_s`` (2 s), nothing else. A stable truth therefore has
@@ -22,7 +24,7 @@ import pytest
 from monitor.config import DetectorConfig
 from monitor.detect.yolo import YoloDetector
 from monitor.store import open_database
-from monitor.store.queries import list_events, list_reviews
+from monitor.store.queries import crossing_counts, list_events, list_reviews
 from monitor.synth import SynthSettings, generate_clips
 from monitor.types import Frame
 from tests.fixtures.broker import Broker, Subscriber
@@ -71,7 +73,8 @@ def test_retained_zone_count_follows_the_people_in_the_zone(
     server.stop()
     try:
         cameras = [{"name": "yard", "url": server.url("clip"), "detect_fps": 5.0,
-                    "zones": [{"name": "synth", "polygon": truth["zone"]}]}]
+                    "zones": [{"name": "synth", "polygon": truth["zone"]}],
+                    "lines": [{"name": "path", "points": truth["line"]}]}]
         config = config_for(tmp_path, broker.port, cameras,
                             events={"end_after_s": END_AFTER_S, "update_interval_s": 5.0},
                             source={"reconnect_max_s": 1.0, "reconnect_initial_s": 0.2})
@@ -98,6 +101,8 @@ def test_retained_zone_count_follows_the_people_in_the_zone(
                 rc = daemon.stop()
             assert rc == 0, daemon.log[-3000:]
             assert latest(subscriber.messages, zone_topic) == "0"   # reset at stop
+            crossed = {d: latest(subscriber.messages, f"monitor/yard/crossings/path/person/{d}")
+                       for d in ("in", "out")}
     finally:
         server.stop()
         server.close()
@@ -118,6 +123,13 @@ def test_retained_zone_count_follows_the_people_in_the_zone(
     # The stay in the zone was seen: the count was 1 or more at checks, not only 0.
     assert max(c for _, c, _ in checks if c is not None) >= 1
     engine = open_database(f"sqlite:///{tmp_path / 'events.db'}")
+    # The line's retained totals: what the clip's people did, and what the store counts (the
+    # next start continues from there). The clip's crossings are well after its start.
+    assert {d: int(v or -1) for d, v in crossed.items()} == truth["crossings"], crossed
+    stored = crossing_counts(engine, "yard")
+    assert {d.value: n for (_, _, d), n in stored.items()} == {
+        d: n for d, n in truth["crossings"].items() if n
+    }
     reviews = list_reviews(engine)
     members = {i for r in reviews for i in r.event_ids}
     assert members == {e.id for e in list_events(engine, limit=1000) if e.announced}
