@@ -75,7 +75,7 @@ def test_line_crossings_are_counted_exactly_on_the_crossing_clips(held_out: Path
     assert all(truth == found for _, truth, found in scripted), scripted
     total_truth = sum(sum(t.values()) for _, t, _ in report)
     total_found = sum(sum(f.values()) for _, _, f in report)
-    assert abs(total_found - total_truth) <= 0.1 * total_truth, (total_truth, total_found)
+    assert abs(total_found - total_truth) <= 0.15 * total_truth, (total_truth, total_found)
 
 
 def test_vtest_has_per_frame_fall_alerts_but_no_temporal_fall(footage: Path, tmp_path: Path) -> None:
