@@ -59,9 +59,6 @@ class CrowdWatcher:
         self._open: dict[str, _OpenCrowd] = {}
         self._before: dict[str, dict[int, ZoneStay]] = {}  # zone -> members at the last update
 
-    def open_events(self) -> list[Event]:
-        return [crowd.event for crowd in self._open.values()]
-
     def update(self, stays: Sequence[ZoneStay]) -> list[Alert]:
         """Take the zones' current stays (after the lifecycle took the frame, or expired
         tracks); updates are dated by the members' newest sighting inside."""

@@ -82,7 +82,6 @@ class _Crossing:
 
 @dataclass(slots=True)
 class _TrackLines:
-    label: str
     sides: dict[str, _Side] = field(default_factory=dict)
     held: list[_Crossing] = field(default_factory=list)  # crossings before confirmation
 
@@ -132,7 +131,7 @@ class LineCounter:
         forgotten, with the crossings they held unconfirmed)."""
         alerts: list[Alert] = []
         for sighting in sightings:
-            state = self._tracks.setdefault(sighting.track_id, _TrackLines(sighting.label))
+            state = self._tracks.setdefault(sighting.track_id, _TrackLines())
             foot_x, foot_y = sighting.observation.box.foot
             point = (foot_x / width, foot_y / height)
             for line in self._lines:
