@@ -1,5 +1,6 @@
 """One measurement of ``monitor bench``, in its own process: ``python -m monitor.bench.child
-MODE ARGUMENTS_JSON OUT_JSON``. Progress goes to stderr; the result, as JSON, to OUT_JSON."""
+MODE OUT_JSON`` with the arguments as JSON on stdin (they hold camera URLs, which must not show
+in ``ps``). Progress goes to stderr; the result, as JSON, to OUT_JSON."""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def main() -> None:
     from monitor.config import ConfigError
     from monitor.detect.yolo import DetectorError
 
-    mode, arguments, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    arguments = json.loads(sys.stdin.read())  # not argv: it holds camera URLs
     try:
         result = measure(mode, arguments)
     except (BenchError, NaiveRunError, LimitsError, DetectorError, ConfigError) as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from monitor.config import mask_url
+from monitor.redact import redact_url
 from monitor.detect.worker import Detector
 from monitor.ingest.source import ensure_rtsp_capture_options, is_local_file
 from monitor.types import Frame
@@ -94,7 +94,7 @@ class InferenceLimit:
 def _open(video: Path | str) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
-        raise LimitsError(f"{mask_url(str(video))}: cannot be opened as a video")
+        raise LimitsError(f"{redact_url(str(video))}: cannot be opened as a video")
     return capture
 
 
@@ -129,7 +129,7 @@ def decode_limit(video: Path | str, frames: int) -> DecodeLimit:
         for _ in range(frames):
             ok, image = capture.read()
             if not ok and live:
-                raise LimitsError(f"{mask_url(str(video))}: the stream ended or failed to read")
+                raise LimitsError(f"{redact_url(str(video))}: the stream ended or failed to read")
             if not ok:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 ok, image = capture.read()

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from monitor.config import mask_url
+from monitor.redact import redact_url
 from monitor.detect.yolo import resolve_model
 from monitor.ingest.source import ensure_rtsp_capture_options
 
@@ -301,7 +301,7 @@ class _Camera:
 def _open(camera: _Camera) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(camera.settings.source)
     if not capture.isOpened():
-        raise NaiveRunError(f"cannot open {mask_url(camera.settings.source)}")
+        raise NaiveRunError(f"cannot open {redact_url(camera.settings.source)}")
     fps = float(capture.get(cv2.CAP_PROP_FPS))
     camera.fps = fps if 0.0 < fps <= _MAX_FPS else _FALLBACK_FPS
     return capture
@@ -368,7 +368,7 @@ def _loop(camera: _Camera, model: Any, capture: cv2.VideoCapture, window: _Windo
                 camera.stream_lost_at_s = failed_at - window.start
             return
         if not ok and settings.live:  # not one frame: the stream is wrong, not the loop slow
-            raise NaiveRunError(f"{mask_url(settings.source)}: no frame from the stream")
+            raise NaiveRunError(f"{redact_url(settings.source)}: no frame from the stream")
         if not ok:
             raise NaiveRunError(f"{settings.source} ended or failed to read")
         if camera.origin is None:  # a stream: real-time consumption is timed from its first frame

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; the daemon's machines have no display
 import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
 
-from monitor.config import mask_url  # noqa: E402
+from monitor.redact import redact_url  # noqa: E402
 
 
 def plot_report(report: dict[str, Any], out: Path) -> None:
@@ -27,7 +27,7 @@ def plot_report(report: dict[str, Any], out: Path) -> None:
     left.bar(names, values, color=["#999999", "#2b7bba", "#86b6de", "#d95f02"][: len(values)])
     left.set_ylabel("frames per second, all cameras")
     url = report["settings"].get("source_url")
-    scene = mask_url(url) if url else Path(report["scene"]).name
+    scene = redact_url(url) if url else Path(report["scene"]).name
     left.set_title(f"{cameras} camera(s), {scene}")
     left.tick_params(axis="x", labelsize=8)
     if naive is not None:

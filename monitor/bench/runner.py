@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import cv2
 
-from monitor.config import mask_url
+from monitor.redact import redact, redact_url
 
 Scene = Literal["busy", "quiet"]
 
@@ -95,12 +95,15 @@ def run_child(mode: str, arguments: dict[str, Any], say: Callable[[str], None]) 
     """Run one measurement in a fresh interpreter; its progress lines pass through."""
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        command = [sys.executable, "-m", "monitor.bench.child", mode, json.dumps(arguments),
-                   str(out)]
-        finished = subprocess.run(command, check=False, stderr=subprocess.PIPE, text=True)
+        # The arguments go through stdin, not the command line: they hold camera URLs, and any
+        # user on the machine can read a process's command line (ps).
+        command = [sys.executable, "-m", "monitor.bench.child", mode, str(out)]
+        finished = subprocess.run(command, check=False, input=json.dumps(arguments),
+                                  stderr=subprocess.PIPE, text=True)
         if finished.returncode != 0 or not out.exists():
             lines = [line for line in finished.stderr.splitlines() if line.strip()]
-            raise BenchRunError(f"{mode} measurement failed: {lines[-1] if lines else 'no output'}")
+            reason = redact(lines[-1]) if lines else "no output"
+            raise BenchRunError(f"{mode} measurement failed: {reason}")
         result: dict[str, Any] = json.loads(out.read_text())
         return result
 
@@ -112,7 +115,7 @@ def native_fps(video: Path | str) -> float:
     finally:
         capture.release()
     if not 0 < fps < 1000:
-        raise BenchRunError(f"{mask_url(str(video))}: cannot be read, or states no frame rate")
+        raise BenchRunError(f"{redact_url(str(video))}: cannot be read, or states no frame rate")
     return fps
 
 
@@ -124,7 +127,7 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None]) -> dict[str, 
     common = {"scene": str(scene), "source_url": settings.source_url, "model": settings.model,
               "cameras": settings.cameras, "seconds": settings.seconds,
               "config": str(settings.config) if settings.config else None}
-    say(f"1/3 monitor: {settings.cameras} camera(s) of {mask_url(played)} at {fps:g} fps, "
+    say(f"1/3 monitor: {settings.cameras} camera(s) of {redact_url(played)} at {fps:g} fps, "
         f"{settings.seconds:g} s")
     daemon = run_child("daemon", {**common, "mqtt_host": settings.mqtt_host,
                                   "mqtt_port": settings.mqtt_port}, say)
@@ -134,7 +137,7 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None]) -> dict[str, 
             f"{settings.seconds:g} s")
         naive = run_child("naive", common, say)
     shapes = sorted(daemon["inputs"], key=lambda s: -s["calls"])[:INFERENCE_LIMIT_SHAPES]
-    say(f"3/3 limits: decoding {DECODE_LIMIT_FRAMES} frames of {mask_url(played)}; the model "
+    say(f"3/3 limits: decoding {DECODE_LIMIT_FRAMES} frames of {redact_url(played)}; the model "
         f"alone on {len(shapes)} input shape(s), then {PACED_CALLS} calls as the daemon made them")
     limits = run_child("limits", {
         **common,
@@ -179,7 +182,7 @@ def summarise(settings: BenchSettings, scene: str, fps: float, daemon: dict[str,
     limit_cpu_s = (decode_ms + inference_ms) / 1000.0 if inference_ms is not None else None
     report: dict[str, Any] = {
         "settings": {**asdict(settings), "footage": str(settings.footage),
-                     "source_url": mask_url(settings.source_url) if settings.source_url else None,
+                     "source_url": redact_url(settings.source_url) if settings.source_url else None,
                      "config": str(settings.config) if settings.config else None,
                      "cache_dir": str(settings.cache_dir)},
         "scene": scene,
@@ -294,7 +297,7 @@ def format_table(report: dict[str, Any]) -> str:
     m = report["monitor"]
     fps = report["native_fps"]
     url = report["settings"].get("source_url")
-    scene = mask_url(url) if url else Path(report["scene"]).name
+    scene = redact_url(url) if url else Path(report["scene"]).name
     lines = [
         f"scene {scene} at {fps:g} fps, "
         f"{len(m['cameras'])} camera(s); fps are frames per second of wall time",

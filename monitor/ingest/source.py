@@ -23,7 +23,8 @@ from typing import Any, Literal, Protocol
 import cv2
 import numpy as np
 
-from monitor.config import CameraConfig, MotionConfig, SourceConfig, mask_url
+from monitor.config import CameraConfig, MotionConfig, SourceConfig
+from monitor.redact import redact, redact_url
 from monitor.ingest.latest import LatestFrame
 from monitor.ingest.motion import MotionDetector, combine
 from monitor.types import Frame, Motion
@@ -298,7 +299,7 @@ class CameraSource:
                     continue
                 if end is _End.EOF:
                     self._set_state("ended")
-                    log.info("camera %s: end of file %s", self.name, mask_url(self._camera.url))
+                    log.info("camera %s: end of file %s", self.name, redact_url(self._camera.url))
                     return
         finally:
             with self._lock:
@@ -315,7 +316,7 @@ class CameraSource:
             self._failed_since_frame = True
             self._state = "backoff"
         log.warning("camera %s: %s (%s); retrying in %.3g s",
-                    self.name, mask_url(reason), mask_url(self._camera.url), delay_s)
+                    self.name, redact(reason), redact_url(self._camera.url), delay_s)
         if not self._stop.wait(delay_s):
             self._set_state("connecting")
 
@@ -392,7 +393,7 @@ class CameraSource:
         self._delay_s = self._source.reconnect_initial_s
         if resumed or index == 0:
             log.info("camera %s: streaming %dx%d from %s", self.name, image.shape[1],
-                     image.shape[0], mask_url(self._camera.url))
+                     image.shape[0], redact_url(self._camera.url))
         if resumed and self._motion is not None:
             # Another connection may show another picture: the old background means nothing.
             self._motion = MotionDetector(self._motion.config)
