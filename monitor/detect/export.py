@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor.detect.yolo import OPENVINO_SUFFIX, DetectorError, resolve_model
+from monitor.detect.yolo import OPENVINO_SUFFIX, DetectorError, resolve_model, safe_yolo_class
 from monitor.errors import first_line
 
 ExportFormat = Literal["onnx", "openvino"]
@@ -139,8 +139,7 @@ def _resolve_pt(model: str) -> Path:
 
 
 def _ultralytics_export(pt: Path, fmt: ExportFormat, *, imgsz: int, half: bool) -> Path:
-    from ultralytics.models import YOLO  # heavy (torch): only when exporting
-
+    YOLO = safe_yolo_class()  # noqa: N806 (a class); heavy (torch): only when exporting
     options: dict[str, Any] = {"format": fmt, "imgsz": imgsz, "dynamic": True, "device": "cpu"}
     if fmt == "onnx":
         options["simplify"] = True  # ultralytics rejects the option for openvino

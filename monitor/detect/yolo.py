@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from monitor.config import DetectorConfig
+from monitor.detect.pin import PinError, verify_pin
 from monitor.errors import first_line
 from monitor.types import Box, Detection, Detections, Frame
 
@@ -100,6 +101,57 @@ def backend_of(source: str) -> Backend:
     )
 
 
+def pinned_model(source: str, expected: str | None) -> str | None:
+    """The SHA-256 of the resolved model, checked against ``[detector] sha256`` when set.
+
+    Returns:
+        The digest; None for a bare ultralytics name that is yet to be downloaded.
+
+    Raises:
+        DetectorError: the digest differs from the pin, or a pin is set for a model that is
+            not a file here (what will be downloaded cannot be checked before it runs).
+    """
+    path = Path(source)
+    if not (path.is_file() or path.is_dir()):
+        if expected is not None:
+            raise DetectorError(
+                f"detector.model '{source}': a pinned model (detector.sha256) must be a file "
+                "here, not a name to download"
+            )
+        return None
+    try:
+        return verify_pin(path, expected, "detector.sha256")
+    except PinError as exc:
+        raise DetectorError(str(exc)) from None
+    except OSError as exc:
+        raise DetectorError(f"detector.model '{source}': cannot read: {exc.strerror}") from None
+
+
+def safe_yolo_class() -> type[Any]:
+    """ultralytics' ``YOLO`` class, with its ``.pt`` loading restricted to model classes.
+
+    ultralytics unpickles a ``.pt`` with ``weights_only=False`` unless ``ULTRALYTICS_SAFE_LOAD``
+    is set, which means any ``.pt`` runs any code it carries the moment it is loaded. It reads
+    the variable once, when it is first imported, so it is set before that import here, and the
+    result checked: if ultralytics was imported earlier without it, or its restricted loader is
+    not available, no model is loaded at all.
+
+    Raises:
+        DetectorError: safe loading is not in force.
+    """
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
+    from ultralytics.models import YOLO  # heavy (torch): only when a detector is made
+    from ultralytics.nn import tasks
+
+    if not (getattr(tasks, "SAFE_LOAD", False) and tasks._SafeLoad.SUPPORTED):
+        raise DetectorError(
+            "ultralytics would load .pt files with code execution enabled (it was imported "
+            "before ULTRALYTICS_SAFE_LOAD=1 was set, or is too old to load them safely): "
+            "refusing to load a model"
+        )
+    return YOLO
+
+
 class YoloDetector:
     """Runs one ultralytics YOLO model over batches of frames.
 
@@ -115,15 +167,21 @@ class YoloDetector:
         self._config = config
         source = resolve_model(config.model)
         self._backend = backend_of(source)
+        self.sha256 = pinned_model(source, config.sha256)
+        YOLO = safe_yolo_class()  # noqa: N806 (a class)
         try:
-            from ultralytics.models import YOLO  # heavy (torch): only when a detector is made
-
             self._model = YOLO(source, task="detect")
             self.class_names: dict[int, str] = dict(self._model.names)
         except Exception as exc:  # ultralytics raises many types for a bad file
             raise DetectorError(
                 f"detector.model '{config.model}': cannot load: {first_line(exc)}"
             ) from None
+        unknown = sorted(set(config.class_labels) - set(self.class_names.values()))
+        if unknown:
+            raise DetectorError(
+                f"detector.class_labels: {', '.join(map(repr, unknown))} is no class of "
+                f"'{config.model}' (its classes: {', '.join(self.class_names.values())})"
+            )
         self.model_path = source
         self.imgsz = config.imgsz
         self._threads_set_in: int | None = None  # OS thread whose torch thread count we set
@@ -134,6 +192,10 @@ class YoloDetector:
         self._runtime_limited: object | None = None  # the ultralytics AutoBackend we limited
         self._runtime_threads: int | None = None
         self._model.add_callback("on_predict_start", self._limit_runtime_threads)
+
+    def labels(self) -> set[str]:
+        """Every label a detection of this model can carry (classes through class_labels)."""
+        return {self._config.class_labels.get(name, name) for name in self.class_names.values()}
 
     @property
     def backend(self) -> Backend:
