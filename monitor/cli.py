@@ -7,11 +7,14 @@ Commands only parse options and call one function; errors are one line on stderr
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import logging
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from monitor import __version__
 from monitor.config import (
-    Config, ConfigError, DetectorConfig, load_config, load_database_url, mask_url,
+    Config, ConfigError, DetectorConfig, load_config, load_database_url,
 )
+from monitor.redact import redact_url
 from monitor.types import EventKind, Severity
 
 if TYPE_CHECKING:
@@ -38,20 +42,33 @@ class UsageError(Exception):
 
 
 def parse_time(text: str) -> datetime:
-    """``2026-11-25T10:00``, ``2026-11-25`` (UTC unless an offset is given) or ``15m``/``2h``/``1d`` ago."""
+    """``2026-11-25T10:00``, ``2026-11-25`` (UTC unless an offset is given) or ``15m``/``2h``/``1d`` ago.
+
+    Returns:
+        An aware moment, in the offset given (else UTC).
+
+    Raises:
+        UsageError: unreadable, or not within the years 1-9999 once in UTC (the store's zone).
+    """
     match = _RELATIVE.match(text.strip())
     if match:
         try:
             return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
         except OverflowError:
-            raise UsageError(f"cannot read time '{text}': that age reaches before year 1") from None
+            raise UsageError(f"cannot read time {text!r}: that age reaches before year 1") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"cannot read time '{text}': use ISO-8601 (2026-11-25T10:00Z) or an age like 15m, 2h, 1d"
+            f"cannot read time {text!r}: use ISO-8601 (2026-11-25T10:00Z) or an age like 15m, 2h, 1d"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not moment.tzinfo:
+        return moment.replace(tzinfo=UTC)
+    try:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"time {text!r} is outside the years 1-9999 in UTC") from None
+    return moment
 
 
 def _positive_int(text: str) -> int:
@@ -74,6 +91,68 @@ def _positive_float(text: str) -> float:
     return value
 
 
+# LIMIT is a signed 64-bit integer in SQLite and PostgreSQL (monitor.store.queries.MAX_LIMIT).
+_MAX_ROWS = 2**63 - 1
+
+
+def _row_limit(text: str) -> int:
+    value = _positive_int(text)
+    if value > _MAX_ROWS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {_MAX_ROWS}, got '{text}'"
+        )
+    return value
+
+
+def _printable_text(text: str) -> str:
+    """A name or id to look up: no control characters, NUL bytes or undecodable argv bytes
+    (no name the daemon stores has them, and the database drivers cannot bind some)."""
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected printable text, got {text!r}")
+    return text
+
+
+def _path_text(text: str) -> str:
+    """A file path or URL without control characters: open() refuses a NUL byte, and a newline
+    would split the one-line error that names the file. (Undecodable bytes are allowed.)"""
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise argparse.ArgumentTypeError(f"expected a path or URL without control characters, "
+                                         f"got {text!r}")
+    return text
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (a newline in a path, ESC) escaped, so that an error
+    stays one line on the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", re.ASCII)
+
+
+def _csv_cell(value: object) -> str:
+    """One CSV cell a spreadsheet never runs as a formula (OWASP's CSV injection advice): text
+    starting with = + - @ TAB or CR (or their full-width forms) gets a leading single quote; a
+    plain number such as -3 stays a number. A list is space-separated, None empty."""
+    text = (" ".join(str(v) for v in value) if isinstance(value, list)
+            else "" if value is None else str(value))
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv(columns: Sequence[str], rows: Sequence[dict[str, object]]) -> str:
+    """A header, then one row per dict, every cell made safe by ``_csv_cell``."""
+    out = io.StringIO()
+    # csv's own \r\n row end (RFC 4180): then a cell holding a CR is quoted as well as one
+    # holding a LF, and reads back whole.
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
+    return out.getvalue()
+
+
 def _setup_logging(level: str) -> None:
     # Under systemd the journal stamps every line itself; elsewhere we add the time.
     fmt = "%(levelname)s %(name)s: %(message)s"
@@ -90,12 +169,20 @@ def _load(path: str) -> Config:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config_file)
-    model = ""
+    from monitor.detect.yolo import DetectorError, backend_of, pinned_model, resolve_model
+
+    try:  # a model that is missing, of another format or not the pinned one is a config error
+        source = resolve_model(config.detector.model)
+        backend_of(source)
+        digest = pinned_model(source, config.detector.sha256)
+    except DetectorError as exc:
+        raise ConfigError(str(exc)) from None
+    model = f", detector {source}" + (f" sha256 {digest}" if digest else " (to be downloaded)")
     if config.temporal.decider == "temporal":
         from monitor.temporal.deciders import load_configured_checkpoint
 
         checkpoint = load_configured_checkpoint(config.temporal)
-        model = f", temporal model {checkpoint.path} sha256 {checkpoint.sha256}"
+        model += f", temporal model {checkpoint.path} sha256 {checkpoint.sha256}"
     print(f"{args.config_file}: OK ({len(config.cameras)} camera(s){model})")
     return EXIT_OK
 
@@ -137,53 +224,57 @@ def _existing_database_url(args: argparse.Namespace) -> str:
 
 def cmd_events(args: argparse.Namespace) -> int:
     from monitor.events import report
-    from monitor.store import open_database
+    from monitor.store.db import open_database_readonly
     from monitor.store.queries import get_event, list_events
 
-    engine = open_database(_existing_database_url(args))
-    if args.action == "show":
-        if not args.event_id:
-            raise UsageError("events show needs an EVENT_ID")
-        event = get_event(engine, args.event_id)
-        if event is None:
-            raise UsageError(f"no event with id {args.event_id}")
-        print(report.render_one(event))
-        return EXIT_OK
-    events = list_events(
-        engine,
-        camera=args.camera,
-        kind=args.kind,
-        since=parse_time(args.since) if args.since else None,
-        until=parse_time(args.until) if args.until else None,
-        limit=args.limit,
-    )
-    sys.stdout.write(report.render(events, args.format))
+    if args.action == "show" and not args.event_id:
+        raise UsageError("events show needs an EVENT_ID")
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    engine = open_database_readonly(_existing_database_url(args))
+    try:
+        if args.action == "show":
+            event = get_event(engine, args.event_id)
+            if event is None:
+                raise UsageError(f"no event with id {args.event_id}")
+            print(report.render_one(event))
+            return EXIT_OK
+        events = list_events(engine, camera=args.camera, kind=args.kind, since=since, until=until,
+                             limit=args.limit)
+    finally:
+        engine.dispose()
+    if args.format == "csv":
+        sys.stdout.write(_csv(report.COLUMNS, [report.as_dict(e) for e in events]))
+    else:
+        sys.stdout.write(report.render(events, args.format))
     return EXIT_OK
 
 
 def cmd_reviews(args: argparse.Namespace) -> int:
     from monitor.events import report
-    from monitor.store import open_database
+    from monitor.store.db import open_database_readonly
     from monitor.store.queries import get_review, list_reviews
 
-    engine = open_database(_existing_database_url(args))
-    if args.action == "show":
-        if not args.review_id:
-            raise UsageError("reviews show needs a REVIEW_ID")
-        review = get_review(engine, args.review_id)
-        if review is None:
-            raise UsageError(f"no review with id {args.review_id}")
-        sys.stdout.write(report.render_reviews([review], "json"))
-        return EXIT_OK
-    reviews = list_reviews(
-        engine,
-        camera=args.camera,
-        severity=args.severity,
-        since=parse_time(args.since) if args.since else None,
-        until=parse_time(args.until) if args.until else None,
-        limit=args.limit,
-    )
-    sys.stdout.write(report.render_reviews(reviews, args.format))
+    if args.action == "show" and not args.review_id:
+        raise UsageError("reviews show needs a REVIEW_ID")
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    engine = open_database_readonly(_existing_database_url(args))
+    try:
+        if args.action == "show":
+            review = get_review(engine, args.review_id)
+            if review is None:
+                raise UsageError(f"no review with id {args.review_id}")
+            sys.stdout.write(report.render_reviews([review], "json"))
+            return EXIT_OK
+        reviews = list_reviews(engine, camera=args.camera, severity=args.severity, since=since,
+                               until=until, limit=args.limit)
+    finally:
+        engine.dispose()
+    if args.format == "csv":
+        sys.stdout.write(_csv(report.REVIEW_COLUMNS, [report.review_dict(r) for r in reviews]))
+    else:
+        sys.stdout.write(report.render_reviews(reviews, args.format))
     return EXIT_OK
 
 
@@ -222,11 +313,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.from_db:
         if not (args.db or args.config):
             raise UsageError("--from-db needs --config FILE or --db URL")
-        from monitor.store import open_database
+        from monitor.store.db import open_database_readonly
         from monitor.store.queries import labelled_events
 
         extra = labelled_tracks(
-            labelled_events(open_database(_existing_database_url(args))), settings
+            labelled_events(open_database_readonly(_existing_database_url(args))), settings
         )
         print(f"{len(extra)} operator-labelled event(s) from the database")
         if not extra:
@@ -234,7 +325,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              "(label some with 'monitor label EVENT_ID KIND')")
     # Recorded in the checkpoint, which is shipped: never a database password.
     command = (
-        "monitor " + mask_url(" ".join(sys.argv[1:])) if sys.argv[0].endswith("monitor") else ""
+        "monitor " + " ".join(redact_url(a) for a in sys.argv[1:]) if sys.argv[0].endswith("monitor") else ""
     )
     train(settings, Path(args.out), extra_tracks=extra, command=command, progress=not args.quiet)
     return EXIT_OK
@@ -390,7 +481,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         resolve_model(args.model)  # DetectorError: one line
     if args.source and not args.source.lower().startswith(("rtsp://", "rtsps://", "http")):
-        raise UsageError(f"--source '{mask_url(args.source)}': expected an rtsp:// or http(s):// URL")
+        raise UsageError(f"--source '{redact_url(args.source)}': expected an rtsp:// or http(s):// URL")
     host, _, port = args.mqtt.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"--mqtt '{args.mqtt}': expected HOST:PORT")
@@ -484,9 +575,12 @@ def _track_counts(text: str) -> list[int]:
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="FILE", help="read the database URL from this config")
     source.add_argument(
-        "--db", metavar="URL", help="database URL, e.g. sqlite:////var/lib/monitor/monitor.db"
+        "--config", type=_path_text, metavar="FILE", help="read the database URL from this config"
+    )
+    source.add_argument(
+        "--db", type=_path_text, metavar="URL",
+        help="database URL, e.g. sqlite:////var/lib/monitor/monitor.db",
     )
 
 
@@ -495,14 +589,14 @@ def _listing_options(
 ) -> None:
     """``list``/``show ID`` and the filters ``monitor events`` and ``monitor reviews`` share."""
     parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    parser.add_argument(f"{noun}_id", nargs="?", metavar=f"{noun.upper()}_ID")
+    parser.add_argument(f"{noun}_id", nargs="?", type=_printable_text, metavar=f"{noun.upper()}_ID")
     _database_options(parser)
-    parser.add_argument("--camera", help="only this camera")
+    parser.add_argument("--camera", type=_printable_text, help="only this camera")
     parser.add_argument(filter_flag, choices=filter_choices)
     parser.add_argument("--since", metavar="TIME", help="started at/after: ISO-8601 or an age (2h)")
     parser.add_argument("--until", metavar="TIME", help="started before: ISO-8601 or an age")
     parser.add_argument(
-        "--limit", type=_positive_int, default=50, help=f"most {noun}s shown (default 50)"
+        "--limit", type=_row_limit, default=50, help=f"most {noun}s shown (default 50)"
     )
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
 
@@ -653,15 +747,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ConfigError, UsageError) as exc:
-        for line in str(exc).splitlines():
-            print(f"monitor: error: {line}", file=sys.stderr)
+        for line in str(exc).split("\n"):  # one line per problem
+            print(f"monitor: error: {_printable(line)}", file=sys.stderr)
         return EXIT_USAGE
     except (StoreError, DetectorError, MqttSetupError, CheckpointError) as exc:
-        print(f"monitor: error: {exc}", file=sys.stderr)
+        print(f"monitor: error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:  # e.g. a TLS CA file that is not a certificate, a full disk
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"monitor: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        print(f"monitor: error:{_printable(where)} {_printable(str(exc.strerror or exc))}",
+              file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK

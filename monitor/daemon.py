@@ -11,6 +11,7 @@ store -> flush the outbox as far as the broker allows -> ``offline`` -> close th
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -20,10 +21,11 @@ from types import FrameType
 
 import cv2
 
-from monitor.config import Config, mask_url
+from monitor.config import Config
+from monitor.redact import redact_url
 from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
-from monitor.detect.yolo import YoloDetector
+from monitor.detect.yolo import DetectorError, YoloDetector
 from monitor.events.occupancy import empty_state
 from monitor.events.reconcile import restart_ends, restart_review_ends
 from monitor.events.snapshot import SnapshotWriter
@@ -34,8 +36,9 @@ from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.topics import outbox_message, review_outbox_message
 from monitor.mqtt.state import RetainedState
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
-from monitor.sdnotify import Notifier, SystemdNotifier
-from monitor.store import EventWriter, StoreError, open_database
+from monitor.sdnotify import Notifier, SystemdNotifier, watchdog_timeout_s
+from monitor.store import EventWriter, StoreError, claim_unowned_messages, open_database
+from monitor.store.lock import InstanceLock
 from monitor.store.queries import (
     crossing_counts, get_event, open_events, open_reviews, pending_messages,
 )
@@ -112,10 +115,21 @@ class Daemon:
         self._sink: _StoreSink | None = None
         self._worker: InferenceWorker | None = None
         self._writer: EventWriter | None = None
+        self._instance_lock: InstanceLock | None = None
         self._client: MqttClient | None = None
         self._publisher: OutboxPublisher | None = None
         self._state: RetainedState | None = None
         self._regions: RegionDetector | None = None
+        # Checked before anything starts: a worker_stall_s that systemd's watchdog would
+        # overtake is a config error (exit 2).
+        self._ping_interval_s = self._watchdog_ping_interval_s()
+
+    def _watchdog_ping_interval_s(self) -> float:
+        config = self._config.daemon
+        interval_s = config.watchdog_ping_interval_s(watchdog_timeout_s(os.environ, os.getpid()))
+        if interval_s < config.watchdog_interval_s:
+            log.info("WATCHDOG=1 every %g s: half of systemd's WatchdogSec", interval_s)
+        return interval_s
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
@@ -174,10 +188,17 @@ class Daemon:
         self._engine = open_database(
             config.database_url(), busy_timeout_ms=config.database.busy_timeout_ms
         )
+        instance = config.daemon.instance
+        self._instance_lock = InstanceLock(self._engine, instance)
+        self._instance_lock.acquire()
+        if claimed := claim_unowned_messages(self._engine, instance):
+            log.info("instance %s took over %d unsent alert(s) from before instances", instance,
+                     claimed)
         self._writer = EventWriter(
             self._engine,
             queue_size=config.database.writer_queue_size,
             on_commit=lambda: self._publisher.wake() if self._publisher else None,
+            instance=instance,
         )
         self._writer.start()
         self._sink = _StoreSink(self._writer, config.mqtt.prefix)
@@ -209,6 +230,7 @@ class Daemon:
             config.mqtt,
             on_delivered=lambda mid: self._publisher.delivered(mid) if self._publisher else None,
             on_connection_change=self._connection_changed,
+            instance=config.daemon.instance,
         )
         self._state = RetainedState(self._client, config.mqtt.prefix)
         # Before "online": a crashed run's retained counts are replaced as soon as we connect,
@@ -216,7 +238,9 @@ class Daemon:
         self._publish_empty_states()
         self._publisher = OutboxPublisher(
             self._client,
-            lambda after_id, limit: pending_messages(engine, after_id=after_id, limit=limit),
+            lambda after_id, limit: pending_messages(
+                engine, after_id=after_id, limit=limit, instance=config.daemon.instance
+            ),
             writer.mark_sent,
             max_inflight=config.mqtt.max_inflight,
         )
@@ -306,6 +330,13 @@ class Daemon:
             raise failed[0]
         detector = loaded[0]
         log.info("detector ready: %s, classes %s", detector.model_path, detector.class_names)
+        for index, camera in enumerate(self._config.cameras):
+            if never := sorted(set(camera.labels) - detector.labels()):
+                # A watched label the model cannot produce would watch nothing, silently.
+                raise DetectorError(
+                    f"cameras[{index}].labels: {', '.join(map(repr, never))} is never detected "
+                    f"by {config.model} (its labels: {', '.join(sorted(detector.labels()))})"
+                )
         return detector
 
     def _start_sources(self) -> None:
@@ -315,7 +346,7 @@ class Daemon:
         for camera in self._config.cameras:
             source = CameraSource(camera, self._config.source, self._slots[camera.name],
                                   motion=self._config.motion)
-            log.info("camera %s: %s", camera.name, mask_url(camera.url))
+            log.info("camera %s: %s", camera.name, redact_url(camera.url))
             source.start()
             self._sources.append(source)
 
@@ -330,7 +361,7 @@ class Daemon:
     # --- serve --------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        interval_s = self._config.daemon.watchdog_interval_s
+        interval_s = self._ping_interval_s
         next_stats = time.monotonic() + _STATS_LOG_INTERVAL_S
         while not self._stop.wait(interval_s):
             problem = self._health_problem()
@@ -452,4 +483,6 @@ class Daemon:
             self._client.stop(share(0.1))
         if self._writer is not None:
             self._writer.stop(max(0.1, deadline - time.monotonic()))
+        if self._instance_lock is not None:
+            self._instance_lock.release()
         log.info("stopped")

@@ -88,6 +88,7 @@ class CameraPipeline:
         self.alerts = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._without_snapshot: set[str] = set()  # open events whose snapshot write failed
         # track id -> (its last box, monotonic time seen): where the detector must look again
         # even if nothing moves there.
         self._last_seen: dict[int, tuple[Box, float]] = {}
@@ -135,8 +136,8 @@ class CameraPipeline:
         if self._crowds is not None:
             alerts += self._crowds.update(self.lifecycle.zone_stays())
         for alert in alerts:
-            if alert.type is AlertType.START:
-                self._snapshots.write(frame, alert.event)
+            if alert.type is AlertType.START and not self._snapshots.write(frame, alert.event):
+                self._without_snapshot.add(alert.event.id)
             self._emit(alert)
         if self._occupancy is not None:
             self._occupancy.update(self.lifecycle.present(), frame.monotonic, frame.motion,
@@ -202,6 +203,12 @@ class CameraPipeline:
         return True
 
     def _emit(self, alert: Alert) -> None:
+        if alert.event.id in self._without_snapshot:
+            # The snapshot could not be written (a full disk): the stored event must not point
+            # to a file that does not exist, in this alert or any later one of the event.
+            alert = dataclasses.replace(alert, event=dataclasses.replace(alert.event, snapshot=None))
+            if alert.type is AlertType.END:
+                self._without_snapshot.discard(alert.event.id)
         if not alert.record_only:
             self.alerts += 1
         self._sink.emit(alert)

@@ -15,6 +15,11 @@ from typing import Any, Protocol
 import numpy as np
 
 
+# The daemon instance of a store writer, outbox reader or MQTT client not told its own (tests,
+# tools); the daemon always passes ``[daemon] instance``.
+LOCAL_INSTANCE = "local"
+
+
 @dataclass(frozen=True, slots=True)
 class Box:
     """An axis-aligned box in pixels: (x1, y1) top-left, (x2, y2) bottom-right."""

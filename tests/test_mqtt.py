@@ -94,7 +94,7 @@ def test_event_topic_rejects_level_breaking_names(camera: str, kind: str) -> Non
 
 
 def test_availability_topic() -> None:
-    assert availability_topic("home/monitor") == "home/monitor/available"
+    assert availability_topic("home/monitor", "nvr-1") == "home/monitor/available/nvr-1"
 
 
 @pytest.mark.parametrize(
@@ -482,7 +482,7 @@ time.sleep(60)
 
 @pytest.mark.integration
 def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: Path) -> None:
-    topic = availability_topic("test")
+    topic = availability_topic("test", "local")
     proc = subprocess.Popen(
         [sys.executable, "-c", _CRASHING_DAEMON, str(broker.port)],
         stdout=subprocess.PIPE,

@@ -764,8 +764,10 @@ def test_0005_relaxes_track_id_with_alerts_referencing_events(
     migrate(engine, "0004", down=True)
     with engine.connect() as conn:
         tracks = dict(conn.execute(text("SELECT id, track_id FROM events")).all())
+        # (raw SQL: the model has columns of later revisions)
+        outbox = list(conn.execute(text("SELECT event_id FROM outbox ORDER BY id")).scalars())
     assert tracks == {"old": 3}  # the older release cannot read a crowd: it went, with its alert
-    assert [row.event_id for row in outbox_rows(engine)] == ["old"]
+    assert outbox == ["old"]
     migrate(engine, "head")
 
 

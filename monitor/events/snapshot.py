@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -18,6 +20,10 @@ _BOX_COLOUR = (0, 0, 255)  # BGR red: readable on grass, pavement and night IR a
 class SnapshotWriter:
     """Writes ``<root>/<camera>/<event id>.jpg``.
 
+    A full disk (or a read-only, unmounted or vanished folder) is an outage, not one error per
+    event: the first failure is one warning, the ones after it are quiet, and the first write
+    that works again says how many were skipped. A failed write leaves no file behind.
+
     Args:
         root: the snapshot directory (created when missing).
         quality: JPEG quality 10..100.
@@ -26,12 +32,14 @@ class SnapshotWriter:
     def __init__(self, root: Path, quality: int) -> None:
         self._root = root
         self._quality = quality
+        self._lock = threading.Lock()  # one writer is shared by every camera's pipeline
+        self._failed_in_a_row = 0
 
     def path_for(self, camera: str, event_id: str) -> str:
         return str(self._root / camera / f"{event_id}.jpg")
 
     def write(self, frame: Frame, event: Event) -> bool:
-        """Draw the event's box on a copy of the frame and save it; False (logged) on failure.
+        """Draw the event's box on a copy of the frame and save it; False on failure.
 
         A snapshot is a convenience: failing to write one must never lose the event itself.
         """
@@ -53,15 +61,34 @@ class SnapshotWriter:
             cv2.LINE_AA,
         )
         path = Path(event.snapshot)
+        tmp = path.with_suffix(".tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
             if not ok:
                 raise OSError("JPEG encoding failed")
-            tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data.tobytes())
             os.replace(tmp, path)  # readers never see a half-written file
         except OSError as exc:
-            log.warning("cannot write snapshot %s: %s", path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # a full disk left it empty or cut short
+            self._failed(path, exc)
             return False
+        self._succeeded()
         return True
+
+    def _failed(self, path: Path, exc: OSError) -> None:
+        with self._lock:
+            self._failed_in_a_row += 1
+            first = self._failed_in_a_row == 1
+        if first:
+            log.warning("cannot write snapshot %s: %s; events are recorded without snapshots "
+                        "until writing works again", path, exc.strerror or exc)
+        else:
+            log.debug("cannot write snapshot %s: %s", path, exc)
+
+    def _succeeded(self) -> None:
+        with self._lock:
+            skipped, self._failed_in_a_row = self._failed_in_a_row, 0
+        if skipped:
+            log.info("snapshots are written again (%d event(s) recorded without one)", skipped)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from monitor.config import MqttConfig
 from monitor.mqtt.topics import availability_topic
+from monitor.types import LOCAL_INSTANCE
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +75,12 @@ class MqttClient:
         *,
         on_delivered: Callable[[int], None] | None = None,
         on_connection_change: Callable[[bool], None] | None = None,
+        instance: str = LOCAL_INSTANCE,
     ) -> None:
         self._config = config
         self._on_delivered = on_delivered
         self._on_connection_change = on_connection_change
-        self._availability_topic = availability_topic(config.prefix)
+        self._availability_topic = availability_topic(config.prefix, instance)
         self._server = f"{config.host}:{config.port}"
         # Written only by the network thread (and by stop() after it ended); read anywhere.
         self._connected = False
@@ -97,12 +100,21 @@ class MqttClient:
         username = config.resolved_username()
         if username is not None:
             client.username_pw_set(username, config.resolved_password())
-        if config.tls_ca_file is not None:
+        if config.uses_tls:
+            # ca_certs None: the system's CA store. The broker's name is checked against its
+            # certificate either way.
+            files = {"tls_ca_file": config.tls_ca_file, "tls_cert_file": config.tls_cert_file,
+                     "tls_key_file": config.tls_key_file}
             try:
-                client.tls_set(ca_certs=str(config.tls_ca_file))
+                client.tls_set(
+                    ca_certs=None if config.tls_ca_file is None else str(config.tls_ca_file),
+                    certfile=None if config.tls_cert_file is None else str(config.tls_cert_file),
+                    keyfile=None if config.tls_key_file is None else str(config.tls_key_file),
+                )
             except (OSError, ValueError) as exc:
+                named = ", ".join(f"mqtt.{k} {v}" for k, v in files.items() if v is not None)
                 raise MqttSetupError(
-                    f"mqtt.tls_ca_file: cannot load {config.tls_ca_file}: {exc}"
+                    f"MQTT TLS: cannot load {named or 'the system CA store'}: {exc}"
                 ) from None
         client.will_set(self._availability_topic, OFFLINE, qos=1, retain=True)
         # paho annotates the delays as int but computes with floats; sub-second caps work.
@@ -205,6 +217,8 @@ class MqttClient:
         # paho calls this from inside its `except OSError:` block without passing the exception.
         exc = sys.exc_info()[1]
         reason = str(exc) if exc is not None else "connection failed"
+        if isinstance(exc, ssl.SSLError | ConnectionResetError | ConnectionAbortedError):
+            reason += f" ({self._protocol_hint()})"
         if self._outage_warned:
             log.debug("MQTT broker %s still unreachable: %s", self._server, reason)
             return
@@ -217,9 +231,18 @@ class MqttClient:
     ) -> None:
         was_connected = self._connected
         self._set_connected(False)
-        if was_connected and not self._stopping:
+        if self._stopping:
+            return
+        if was_connected:
             self._warn_once(
                 f"lost connection to MQTT broker {self._server}: {reason}; reconnecting"
+            )
+        elif not self._outage_warned:
+            # Closed before it accepted us: the usual sign of plaintext sent to a TLS port, or
+            # of a broker that wants a client certificate. Said once, not retried in silence.
+            self._warn_once(
+                f"MQTT broker {self._server} closed the connection before accepting it "
+                f"({reason}; {self._protocol_hint()}); retrying in the background"
             )
 
     def _handle_publish(
@@ -234,6 +257,10 @@ class MqttClient:
                 self._on_delivered(mid)
             except Exception:  # an exception escaping here would kill paho's network thread
                 log.exception("on_delivered callback failed for mid %d", mid)
+
+    def _protocol_hint(self) -> str:
+        tls = "TLS" if self._config.uses_tls else "plaintext"
+        return f"this client speaks {tls}: does the port expect the other, or a client certificate?"
 
     def _warn_once(self, message: str) -> None:
         """Log ``message`` at warning once per outage; repeats go to debug."""

@@ -3,7 +3,8 @@
 Topics:
     ``{prefix}/events/{camera}/{kind}``    one message per alert (start, update, end), QoS 1.
     ``{prefix}/reviews``                   review items (new, update, end), QoS 1.
-    ``{prefix}/available``                 retained ``online`` / ``offline`` (the last will).
+    ``{prefix}/available/{instance}``      retained ``online`` / ``offline`` (the last will), one
+                                           per daemon instance sharing the broker.
     ``{prefix}/{camera}/{label}``          retained count of objects present (e.g. ``2``).
     ``{prefix}/{camera}/{zone}/{label}``   retained count of objects present in a zone.
     ``{prefix}/{camera}/motion``           retained ``ON`` / ``OFF``.
@@ -145,9 +146,10 @@ def review_outbox_message(prefix: str, message: ReviewMessage) -> OutboxMessage:
     )
 
 
-def availability_topic(prefix: str) -> str:
-    """The retained ``online``/``offline`` topic (also the MQTT last will)."""
-    return f"{prefix}/available"
+def availability_topic(prefix: str, instance: str) -> str:
+    """The retained online/offline topic of one daemon instance (``[daemon] instance``): with
+    several daemons on one broker, one daemon's death must not mark the others offline."""
+    return f"{prefix}/available/{_level(instance, 'instance')}"
 
 
 def alert_payload(alert: Alert) -> str:

@@ -7,6 +7,7 @@ pruning: ``EventWriter.prune_sent_before``); ``queries`` is the read side.
 
 from monitor.store.db import StoreError, open_database
 from monitor.store.queries import (
+    claim_unowned_messages,
     count_unsent,
     delete_sent_before,
     get_event,
@@ -18,6 +19,7 @@ from monitor.store.writer import EventWriter
 __all__ = [
     "EventWriter",
     "StoreError",
+    "claim_unowned_messages",
     "count_unsent",
     "delete_sent_before",
     "get_event",

@@ -1,12 +1,21 @@
-"""Opening the database: the engine, SQLite's pragmas, and migration to the newest schema."""
+"""Opening the database: the engine, SQLite's pragmas, and migration to the newest schema.
+
+``open_database`` is the daemon's (creates and migrates); ``open_database_readonly`` is the query
+commands' (never creates, migrates or writes).
+"""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -154,3 +163,118 @@ def _create_engine(url: URL, busy_timeout_ms: int) -> Engine:
             cursor.close()
 
     return engine
+
+
+def open_database_readonly(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    """Open an existing database for reading only: never create, migrate or write it.
+
+    A SQLite file is opened with ``mode=ro`` (and ``query_only``); every PostgreSQL session is
+    ``READ ONLY``. The schema must be the revision this release writes: an older database lacks
+    columns the queries read, and a newer one may mean something else by them.
+
+    Args:
+        url: SQLAlchemy URL of a SQLite file or a PostgreSQL database.
+        busy_timeout_ms: how long a SQLite connection waits for the writer's lock.
+
+    Returns:
+        The engine; the caller disposes it.
+
+    Raises:
+        StoreError: the URL is invalid or of another backend, the SQLite file does not exist,
+            the database cannot be reached, is not a monitor database, or its schema is older
+            or newer than this release's.
+        ValueError: ``busy_timeout_ms`` is negative.
+    """
+    if busy_timeout_ms < 0:
+        raise ValueError(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            "invalid database URL (expected e.g. sqlite:///path/monitor.db or "
+            "postgresql+psycopg://user@host/db)"
+        ) from None
+    name = masked_url(parsed)
+    try:
+        engine = _create_readonly_engine(parsed, busy_timeout_ms)
+    except StoreError:
+        raise
+    except Exception as exc:  # bad driver name...
+        raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
+    try:
+        _require_head_revision(engine, name)
+    except StoreError:
+        engine.dispose()
+        raise
+    except Exception as exc:  # connection refused, auth, not a database file...
+        engine.dispose()
+        raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
+    return engine
+
+
+def _create_readonly_engine(url: URL, busy_timeout_ms: int) -> Engine:
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        engine = _create_engine(url, busy_timeout_ms)
+
+        @event.listens_for(engine, "connect")
+        def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            finally:
+                cursor.close()
+            dbapi_connection.commit()  # the driver opened a transaction for the SET
+
+        return engine
+    if backend != "sqlite":
+        raise StoreError(f"cannot open database {masked_url(url)}: only sqlite:/// and "
+                         "postgresql:// databases are supported")
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise StoreError(f"cannot query {masked_url(url)}: expected the path of a database file, "
+                         "e.g. sqlite:////var/lib/monitor/monitor.db")
+    path = Path(database).expanduser()
+    if not path.is_file():
+        raise StoreError(f"no database at {path} (has the daemon run with this config?)")
+    # A URI filename: mode=ro fails on a missing file instead of creating it. Quoted from the
+    # bytes, so '?', '#' and undecodable names stay part of the path.
+    uri = f"file:{quote(os.fsencode(path.resolve()))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    engine = create_engine(url, creator=connect)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # No journal_mode here: setting it is a write. The file's own mode (WAL) applies.
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def _require_head_revision(engine: Engine, name: str) -> None:
+    """Refuse a database whose schema revision is not this release's newest one."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        script = ScriptDirectory.from_config(alembic_config(connection))
+    head = script.get_current_head()
+    if current == head:
+        return
+    if current is None:
+        raise StoreError(f"{name} is not a monitor database (it has no schema revision)")
+    if current in {revision.revision for revision in script.walk_revisions()}:
+        raise StoreError(
+            f"{name} has schema revision {current}, older than this release's {head}: queries "
+            "never migrate; the daemon of this release migrates it when it starts"
+        )
+    raise StoreError(
+        f"{name} has schema revision {current}, newer than this release knows (up to {head}): "
+        "query it with the release that wrote it"
+    )

@@ -155,9 +155,10 @@ class OutboxRow(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        # Partial index: the publisher's "unsent rows after id N" scan touches only unsent rows.
+        # Partial index: a publisher's "my unsent rows after id N" scan touches only unsent rows.
         Index(
             "ix_outbox_unsent",
+            "instance",
             "id",
             postgresql_where=text("sent_at IS NULL"),
             sqlite_where=text("sent_at IS NULL"),
@@ -173,6 +174,9 @@ class OutboxRow(Base):
     # The event the message is about; for a review message, the event that changed the review.
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
     camera: Mapped[str] = mapped_column(String(64))
+    # The daemon that wrote it and alone publishes it ([daemon] instance); NULL: written before
+    # instances existed, claimed by the first daemon to start.
+    instance: Mapped[str | None] = mapped_column(String(64))
     topic: Mapped[str] = mapped_column(String(512))
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -6,11 +6,12 @@ writes. Rows come back as the frozen boundary types of ``monitor.types``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, delete, func, select
+from sqlalchemy import Engine, Select, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -18,17 +19,40 @@ from monitor.errors import first_line
 from monitor.store.db import StoreError, masked_url
 from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc
 from monitor.types import (
+    LOCAL_INSTANCE,
     Box, Direction, EndReason, Event, EventKind, OutboxMessage, Review, Severity,
 )
 
+# LIMIT is a signed 64-bit integer in SQLite and PostgreSQL (BIGINT).
+MAX_LIMIT = 2**63 - 1
 
-def pending_messages(engine: Engine, *, after_id: int, limit: int) -> list[OutboxMessage]:
-    """Unsent outbox messages with ``id > after_id``, in id (= publish) order.
+
+@contextmanager
+def _reading(engine: Engine, what: str) -> Iterator[Session]:
+    """A session for one read; a database error becomes one line naming the database."""
+    try:
+        with Session(engine) as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot read {what} from {masked_url(engine)}: {first_line(exc)}"
+        ) from None
+
+
+def pending_messages(
+    engine: Engine, *, after_id: int, limit: int, instance: str = LOCAL_INSTANCE
+) -> list[OutboxMessage]:
+    """This instance's unsent outbox messages with ``id > after_id``, in id (= publish) order.
+
+    Only the rows of one daemon instance: its single writer thread commits them in id order, so
+    "after the last id published" never skips one (another daemon's rows interleave in id but
+    commit in their own time).
 
     Args:
         engine: from ``open_database``.
         after_id: the highest id the caller already holds; 0 for all.
         limit: at most this many messages (>= 1).
+        instance: the daemon whose rows these are (``[daemon] instance``).
 
     Returns:
         Messages with their ``id`` set.
@@ -37,7 +61,8 @@ def pending_messages(engine: Engine, *, after_id: int, limit: int) -> list[Outbo
         raise ValueError(f"limit must be >= 1, got {limit}")
     query = (
         select(OutboxRow.id, OutboxRow.camera, OutboxRow.topic, OutboxRow.payload)
-        .where(OutboxRow.sent_at.is_(None), OutboxRow.id > after_id)
+        .where(OutboxRow.sent_at.is_(None), OutboxRow.instance == instance,
+               OutboxRow.id > after_id)
         .order_by(OutboxRow.id)
         .limit(limit)
     )
@@ -48,11 +73,31 @@ def pending_messages(engine: Engine, *, after_id: int, limit: int) -> list[Outbo
         ]
 
 
-def count_unsent(engine: Engine) -> int:
-    """Number of outbox messages not yet acknowledged by the broker."""
+def count_unsent(engine: Engine, instance: str | None = None) -> int:
+    """Number of outbox messages not yet acknowledged by the broker (of one instance, or all)."""
     query = select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
+    if instance is not None:
+        query = query.where(OutboxRow.instance == instance)
     with Session(engine) as session:
         return int(session.scalar(query) or 0)
+
+
+def claim_unowned_messages(engine: Engine, instance: str) -> int:
+    """Give the unsent rows written before instances existed (``instance`` NULL) to ``instance``.
+
+    Run once at start-up, before the writer thread starts; with several daemons the first one
+    to start takes them all, in one statement, so none is published twice.
+
+    Returns:
+        How many rows were claimed.
+    """
+    query = (
+        update(OutboxRow)
+        .where(OutboxRow.instance.is_(None), OutboxRow.sent_at.is_(None))
+        .values(instance=instance)
+    )
+    with Session(engine) as session, session.begin():
+        return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def list_events(
@@ -72,15 +117,19 @@ def list_events(
         kind: only this kind (an ``EventKind`` value such as ``"intrusion"``).
         since: only events that started at or after this aware datetime.
         until: only events that started before this aware datetime.
-        limit: at most this many events (>= 1).
+        limit: at most this many events, 1 to ``MAX_LIMIT``.
 
     Returns:
         The matching events.
+
+    Raises:
+        StoreError: the database cannot be read (one line, URL masked).
+        ValueError: ``limit`` is out of range, or ``since``/``until`` is naive.
     """
     query = _newest_first(select(EventRow), EventRow, camera, since, until, limit)
     if kind is not None:
         query = query.where(EventRow.kind == EventKind(kind).value)
-    with Session(engine) as session:
+    with _reading(engine, "events") as session:
         return [_to_event(row) for row in session.scalars(query)]
 
 
@@ -93,8 +142,8 @@ def _newest_first(
     since: datetime | None, until: datetime | None, limit: int,
 ) -> _Query:
     """The filters and order ``list_events`` and ``list_reviews`` share."""
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be from 1 to {MAX_LIMIT}, got {limit}")
     if camera is not None:
         query = query.where(table.camera == camera)
     if since is not None:
@@ -106,8 +155,12 @@ def _newest_first(
 
 
 def get_event(engine: Engine, event_id: str) -> Event | None:
-    """The event with this id, or None."""
-    with Session(engine) as session:
+    """The event with this id, or None.
+
+    Raises:
+        StoreError: the database cannot be read (one line, URL masked).
+    """
+    with _reading(engine, f"event {event_id}") as session:
         row = session.get(EventRow, event_id)
         return None if row is None else _to_event(row)
 
@@ -237,16 +290,17 @@ def list_reviews(
     until: datetime | None = None,
     limit: int = 100,
 ) -> list[Review]:
-    """Review items, newest ``start_time`` first (filters as ``list_events``)."""
+    """Review items, newest ``start_time`` first (filters and errors as ``list_events``)."""
     query = _newest_first(select(ReviewRow), ReviewRow, camera, since, until, limit)
     if severity is not None:
         query = query.where(ReviewRow.severity == Severity(severity).value)
-    with Session(engine) as session:
+    with _reading(engine, "reviews") as session:
         return [_to_review(row) for row in session.scalars(query)]
 
 
 def get_review(engine: Engine, review_id: str) -> Review | None:
-    with Session(engine) as session:
+    """The review with this id, or None (errors as ``get_event``)."""
+    with _reading(engine, f"review {review_id}") as session:
         row = session.get(ReviewRow, review_id)
         return _to_review(row) if row is not None else None
 

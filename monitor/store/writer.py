@@ -26,7 +26,7 @@ from monitor.errors import first_line
 from monitor.store.db import masked_url
 from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc, utcnow
 from monitor.store.queries import delete_sent_before
-from monitor.types import Alert, OutboxMessage, Review, ReviewMessage
+from monitor.types import LOCAL_INSTANCE, Alert, OutboxMessage, Review, ReviewMessage
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +54,20 @@ class _MarkSent:
 
 
 @dataclass(frozen=True, slots=True)
+class _MarksQueued:
+    """Stands in the queue for every id mark_sent() collected until the writer takes it."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Prune:
     """Delete sent outbox rows; the cutoff is read from the writer when the prune runs."""
 
     seq: int
 
 
-_Item = _Record | _ReviewRecord | _MarkSent | _Prune
+_Item = _Record | _ReviewRecord | _MarkSent | _MarksQueued | _Prune
 
 
 class _Aborted(Exception):
@@ -100,6 +107,7 @@ class EventWriter:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
         on_commit: Callable[[], None] | None = None,
+        instance: str = LOCAL_INSTANCE,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -113,6 +121,7 @@ class EventWriter:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._on_commit = on_commit
+        self._instance = instance  # stamped on every outbox row: only this daemon publishes it
         # One condition guards the queue and the counters, so sequence order is queue order and
         # "closed" is checked atomically with every append.
         self._cond = threading.Condition()
@@ -123,6 +132,7 @@ class EventWriter:
         self._finished = False
         # Cutoff of the one prune waiting in the queue (None: no prune is queued).
         self._prune_cutoff: datetime | None = None
+        self._marks_waiting: list[int] | None = None  # ids of the queued _MarksQueued
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -178,10 +188,27 @@ class EventWriter:
         self._put(lambda seq: _ReviewRecord(seq, message, outbox), timeout_s)
 
     def mark_sent(self, outbox_ids: Sequence[int]) -> None:
-        """Queue setting ``sent_at`` to now on these outbox rows (rows already sent keep theirs)."""
-        ids = tuple(outbox_ids)
-        if ids:
-            self._put(lambda seq: _MarkSent(seq, ids))
+        """Queue setting ``sent_at`` to now on these outbox rows (rows already sent keep theirs).
+
+        Never blocks: the MQTT publisher calls it, and delivery must go on while the database is
+        slow or away (a full queue once stalled delivery behind the writer). Ids wait in one
+        queued item, beyond ``queue_size``, that every call until the writer takes it joins; a
+        mark lost to a crash only means the broker gets that alert again.
+
+        Raises:
+            RuntimeError: the writer was stopped.
+        """
+        if not outbox_ids:
+            return
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("EventWriter is stopped; nothing more can be marked")
+            if self._marks_waiting is None:
+                self._marks_waiting = []
+                self._enqueued += 1
+                self._items.append(_MarksQueued(self._enqueued))
+                self._cond.notify_all()
+            self._marks_waiting.extend(outbox_ids)
 
     def prune_sent_before(self, cutoff: datetime) -> None:
         """Queue deleting the outbox rows the broker acknowledged before ``cutoff``.
@@ -277,6 +304,10 @@ class EventWriter:
                     return None
                 self._cond.wait()
             batch = [self._items.popleft() for _ in range(min(BATCH_MAX, len(self._items)))]
+            for index, item in enumerate(batch):
+                if isinstance(item, _MarksQueued):
+                    batch[index] = _MarkSent(item.seq, tuple(self._marks_waiting or ()))
+                    self._marks_waiting = None
             self._cond.notify_all()  # wake callers blocked on a full queue
             return batch
 
@@ -364,12 +395,15 @@ class EventWriter:
                 if not _is_transient(exc):
                     raise
                 attempts += 1
-                logger.warning(
-                    "cannot write %d items to %s (attempt %d, retrying in %.1f s): %s",
+                # One warning per outage (a full disk retried for an hour is one problem, not
+                # hundreds of lines); the retries themselves are debug detail.
+                log = logger.warning if attempts == 1 else logger.debug
+                log(
+                    "cannot write %d items to %s (attempt %d, retrying every %.1f s at most): %s",
                     len(batch),
                     self._name,
                     attempts,
-                    delay,
+                    self._retry_max_s,
                     first_line(exc),
                 )
                 if self._abort.wait(delay):
@@ -388,10 +422,10 @@ class EventWriter:
                 if isinstance(item, _Record):
                     _upsert_event(session, item.alert)
                     if item.message is not None:
-                        session.add(_outbox_row(item.alert.event.id, item.message))
+                        session.add(_outbox_row(item.alert.event.id, item.message, self._instance))
                 elif isinstance(item, _ReviewRecord):
                     _upsert_review(session, item.message.review)
-                    session.add(_outbox_row(item.message.cause, item.outbox))
+                    session.add(_outbox_row(item.message.cause, item.outbox, self._instance))
                 elif isinstance(item, _MarkSent):
                     session.execute(
                         update(OutboxRow)
@@ -401,10 +435,11 @@ class EventWriter:
                     )
 
 
-def _outbox_row(event_id: str, message: OutboxMessage) -> OutboxRow:
+def _outbox_row(event_id: str, message: OutboxMessage, instance: str) -> OutboxRow:
     """The row of one message; ``event_id``: the event it is about (or that changed a review)."""
     return OutboxRow(
-        event_id=event_id, camera=message.camera, topic=message.topic, payload=message.payload
+        event_id=event_id, camera=message.camera, topic=message.topic, payload=message.payload,
+        instance=instance,
     )
 
 
