@@ -652,7 +652,9 @@ class DaemonConfig(_Strict):
     )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     shutdown_timeout_s: float = Field(4.0, gt=0, le=60, description="Budget for a clean stop.")
-    outbox_flush_timeout_s: float = Field(2.0, ge=0, description="Part of it spent flushing alerts.")
+    outbox_flush_timeout_s: float = Field(
+        2.0, ge=0, le=60, description="Part of it spent flushing alerts."
+    )
     watchdog_interval_s: float = Field(
         5.0, gt=0, le=3600, description="How often WATCHDOG=1 is sent. Under systemd's watchdog "
         "($WATCHDOG_USEC, the unit's WatchdogSec) at most half of it, so one late ping is not a "
@@ -706,6 +708,63 @@ class DaemonConfig(_Strict):
         return min(self.watchdog_interval_s, watchdog_timeout_s / 2)
 
 
+class RetentionConfig(_Strict):
+    """What is deleted and when (docs/reliability.md, Retention). An event whose alert is not
+    delivered yet is never deleted, and no stored event is left pointing to a deleted file."""
+
+    events_days: int = Field(
+        30, ge=0, le=36_500, description="Ended events are deleted this many days after their "
+        "end, with their delivered outbox rows and the reviews left without events. 0: kept "
+        "forever.",
+    )
+    snapshots_days: int = Field(
+        14, ge=0, le=36_500, description="Snapshots of events that ended this many days ago are "
+        "deleted (the event stays, without one); files no event points to go at this age too. "
+        "0: a snapshot is kept as long as its event. At most events_days.",
+    )
+    snapshots_max_bytes: int = Field(
+        5 * 1024**3, ge=0, le=2**50, description="Cap of the snapshot folder: over it the oldest "
+        "snapshots go first. 0: no cap.",
+    )
+    interval_s: float = Field(3600.0, ge=1, le=604_800, description="How often the cleaner runs.")
+    first_run_delay_s: float = Field(
+        60.0, ge=0, le=86_400, description="The first run, this long after start-up.",
+    )
+    retry_s: float = Field(
+        60.0, ge=1, le=86_400, description="A run that failed (database away) is retried after this.",
+    )
+    batch_rows: int = Field(
+        500, ge=1, le=10_000, description="Rows per transaction: a long backlog is deleted in "
+        "short transactions between alerts, never holding SQLite's write lock for long.",
+    )
+    vacuum: bool = Field(
+        True, description="SQLite: give the pages freed by deleting back to the file system "
+        "(PRAGMA incremental_vacuum).",
+    )
+    vacuum_step_pages: int = Field(
+        1024, ge=1, le=1_000_000, description="Pages per incremental vacuum transaction (4 MiB "
+        "at SQLite's 4 KiB pages).",
+    )
+    stray_file_age_s: float = Field(
+        3600.0, ge=60, le=604_800, description="Temporary snapshot files (*.tmp) older than this "
+        "are removed; the byte cap never takes a younger file (its event may still be on its "
+        "way to the database).",
+    )
+    keep_labelled: bool = Field(
+        True, description="Events an operator labelled (training data) are not deleted by age.",
+    )
+
+    @model_validator(mode="after")
+    def _snapshots_within_events(self) -> RetentionConfig:
+        if self.events_days and self.snapshots_days > self.events_days:
+            raise ValueError(
+                f"snapshots_days ({self.snapshots_days}) must not exceed events_days "
+                f"({self.events_days}): a snapshot is deleted with its event; use 0 to keep "
+                "snapshots as long as their events"
+            )
+        return self
+
+
 class Config(_Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -717,6 +776,7 @@ class Config(_Strict):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     cameras: Annotated[list[CameraConfig], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -153,6 +153,12 @@ def _create_engine(url: URL, busy_timeout_ms: int) -> Engine:
         # Per connection, because these pragmas (except journal_mode) are not stored in the file.
         cursor = dbapi_connection.cursor()
         try:
+            # Retention deletes rows daily; INCREMENTAL lets it give the pages back to the disk.
+            # Only a file without tables takes it (SQLite fixes the mode with the first table,
+            # and before journal_mode, which writes the header): an existing file keeps its own,
+            # and the retention cleaner says how to convert one that has none.
+            if cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+                cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             # WAL: readers (the publisher, queries) never block the single writer.
             cursor.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against process crashes in WAL mode; FULL adds an fsync per commit.

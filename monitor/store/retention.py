@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Exists
 
 from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc
 
@@ -53,7 +54,10 @@ class ExpireReviews:
 @dataclass(frozen=True, slots=True)
 class ExpireSnapshots:
     """Null the snapshot of ended events that ended before ``cutoff`` and whose snapshot path
-    starts with ``prefix`` (this daemon's snapshot folder)."""
+    starts with ``prefix`` (this daemon's snapshot folder).
+
+    An event with an undelivered alert keeps its snapshot: the alert names the file.
+    """
 
     cutoff: datetime
     prefix: str
@@ -64,7 +68,8 @@ class ExpireSnapshots:
 class ForgetSnapshots:
     """Null the snapshot of ended events whose snapshot is one of ``paths`` (the byte cap).
 
-    Paths an open event points to are kept: its next update would store the path again.
+    Paths an open event points to are kept (its next update would store the path again), and
+    so are those of an event with an undelivered alert (the alert names the file).
     """
 
     paths: tuple[str, ...]
@@ -150,7 +155,8 @@ def apply_step(engine: Engine, step: RetentionStep) -> StepResult:
         return StepResult(paths=tuple(sorted(set(step.paths) - _referenced(session, step.paths))))
 
 
-def _unsent_alert() -> Any:
+def _unsent_alert() -> Exists:
+    """True for an event with an outbox row not yet sent (correlated to the outer query)."""
     return exists().where(OutboxRow.event_id == EventRow.id, OutboxRow.sent_at.is_(None))
 
 
@@ -219,6 +225,7 @@ def _expire_snapshots(session: Session, step: ExpireSnapshots) -> StepResult:
             EventRow.end_time < step.cutoff,
             EventRow.snapshot.is_not(None),
             EventRow.snapshot.startswith(step.prefix, autoescape=True),
+            ~_unsent_alert(),
         )
         .order_by(EventRow.end_time, EventRow.id)
         .limit(step.limit)
@@ -240,13 +247,16 @@ def _forget_snapshots(session: Session, paths: Sequence[str]) -> StepResult:
         held |= {
             path for path in session.scalars(
                 select(EventRow.snapshot).where(
-                    EventRow.snapshot.in_(chunk), EventRow.end_time.is_(None)
+                    EventRow.snapshot.in_(chunk),
+                    or_(EventRow.end_time.is_(None), _unsent_alert()),
                 )
             ) if path is not None
         }
         nulled += _rowcount(session.execute(
             update(EventRow)
-            .where(EventRow.snapshot.in_(chunk), EventRow.end_time.is_not(None))
+            .where(
+                EventRow.snapshot.in_(chunk), EventRow.end_time.is_not(None), ~_unsent_alert()
+            )
             .values(snapshot=None),
             execution_options={"synchronize_session": False},
         ))

@@ -1,7 +1,7 @@
 """The single writer thread: each alert's event row and outbox row in one transaction.
 
 SQLite allows one writer at a time, so every write of the daemon goes through this thread,
-outbox pruning included. Callers only enqueue; the thread drains the queue in batches, one
+outbox pruning and retention included. Callers only enqueue; the thread drains the queue in batches, one
 transaction per batch (a prune gets a transaction of its own). A full queue blocks the caller
 (backpressure) rather than dropping alerts.
 """
@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +27,7 @@ from monitor.errors import first_line
 from monitor.store.db import masked_url
 from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc, utcnow
 from monitor.store.queries import delete_sent_before
+from monitor.store.retention import RetentionStep, StepResult, apply_step
 from monitor.types import LOCAL_INSTANCE, Alert, OutboxMessage, Review, ReviewMessage
 
 logger = logging.getLogger(__name__)
@@ -67,7 +69,16 @@ class _Prune:
     seq: int
 
 
-_Item = _Record | _ReviewRecord | _MarkSent | _MarksQueued | _Prune
+@dataclass(frozen=True, slots=True)
+class _Retention:
+    """One retention step (``monitor.store.retention``); its outcome or error goes to ``done``."""
+
+    seq: int
+    step: RetentionStep
+    done: Future[StepResult]
+
+
+_Item = _Record | _ReviewRecord | _MarkSent | _MarksQueued | _Prune | _Retention
 
 
 class _Aborted(Exception):
@@ -237,6 +248,26 @@ class EventWriter:
             self._items.append(_Prune(self._enqueued))
             self._cond.notify_all()
 
+    def apply_retention(self, step: RetentionStep) -> Future[StepResult]:
+        """Queue one retention step (a bounded batch of deletions, or of vacuum).
+
+        Housekeeping, like a prune: it never blocks and may exceed ``queue_size`` (the cleaner
+        keeps at most one step queued). The writer runs it once, in a transaction of its own,
+        between batches of alerts; the future gets the outcome or the error (no retry: the
+        cleaner runs again later).
+
+        Raises:
+            RuntimeError: the writer was stopped.
+        """
+        done: Future[StepResult] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("EventWriter is stopped; no retention step can run")
+            self._enqueued += 1
+            self._items.append(_Retention(self._enqueued, step, done))
+            self._cond.notify_all()
+        return done
+
     def pending(self) -> int:
         """Items accepted but not yet committed (queued or in the batch being written)."""
         with self._cond:
@@ -332,11 +363,14 @@ class EventWriter:
         """Commit the batch in order; each prune splits it and runs in its own transaction."""
         run: list[_Item] = []
         for item in batch:
-            if isinstance(item, _Prune):
+            if isinstance(item, _Prune | _Retention):
                 if run:
                     self._write_run(run)
                     run = []
-                self._prune()
+                if isinstance(item, _Retention):
+                    self._retain(item)
+                else:
+                    self._prune()
             else:
                 run.append(item)
         if run:
@@ -384,6 +418,16 @@ class EventWriter:
                 cutoff.isoformat(timespec="seconds"),
                 self._name,
             )
+
+    def _retain(self, item: _Retention) -> None:
+        if not item.done.set_running_or_notify_cancel():
+            return  # the cleaner gave up on it
+        try:
+            result = apply_step(self._engine, item.step)
+        except Exception as exc:  # housekeeping: the cleaner logs it, the writer goes on
+            item.done.set_exception(exc)
+        else:
+            item.done.set_result(result)
 
     def _commit_retrying(self, batch: list[_Item]) -> None:
         delay = self._retry_initial_s
