@@ -7,8 +7,6 @@ Commands only parse options and call one function; errors are one line on stderr
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import os
@@ -127,30 +125,6 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", re.ASCII)
-
-
-def _csv_cell(value: object) -> str:
-    """One CSV cell a spreadsheet never runs as a formula (OWASP's CSV injection advice): text
-    starting with = + - @ TAB or CR (or their full-width forms) gets a leading single quote; a
-    plain number such as -3 stays a number. A list is space-separated, None empty."""
-    text = (" ".join(str(v) for v in value) if isinstance(value, list)
-            else "" if value is None else str(value))
-    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
-        return "'" + text
-    return text
-
-
-def _csv(columns: Sequence[str], rows: Sequence[dict[str, object]]) -> str:
-    """A header, then one row per dict, every cell made safe by ``_csv_cell``."""
-    out = io.StringIO()
-    # csv's own \r\n row end (RFC 4180): then a cell holding a CR is quoted as well as one
-    # holding a LF, and reads back whole.
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
-    return out.getvalue()
 
 
 def _setup_logging(level: str) -> None:
@@ -192,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or config.daemon.log_level)
     from monitor.daemon import Daemon  # imports torch/ultralytics: only for commands that need it
 
-    daemon = Daemon(config)
+    daemon = Daemon(config, config_path=Path(args.config))
     daemon.install_signal_handlers()
     code = daemon.run()
     # Everything is stopped, flushed and logged. Skip the interpreter's teardown: with torch and
@@ -243,10 +217,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                              limit=args.limit)
     finally:
         engine.dispose()
-    if args.format == "csv":
-        sys.stdout.write(_csv(report.COLUMNS, [report.as_dict(e) for e in events]))
-    else:
-        sys.stdout.write(report.render(events, args.format))
+    sys.stdout.write(report.render(events, args.format))
     return EXIT_OK
 
 
@@ -271,10 +242,7 @@ def cmd_reviews(args: argparse.Namespace) -> int:
                                until=until, limit=args.limit)
     finally:
         engine.dispose()
-    if args.format == "csv":
-        sys.stdout.write(_csv(report.REVIEW_COLUMNS, [report.review_dict(r) for r in reviews]))
-    else:
-        sys.stdout.write(report.render_reviews(reviews, args.format))
+    sys.stdout.write(report.render_reviews(reviews, args.format))
     return EXIT_OK
 
 

@@ -1,11 +1,13 @@
 """The daemon: builds every stage from config, starts them in order, stops them in reverse.
 
 Start order: store (migrations, writer thread) -> MQTT (client, outbox publisher) -> detector
-(model load, warm-up) -> per-camera pipelines -> inference worker -> capture threads. Then
-READY=1 to systemd and a main loop that sends WATCHDOG=1 while the pipeline is healthy.
+(model load, warm-up) -> per-camera pipelines -> inference worker -> capture threads ->
+retention cleaner. Then READY=1 to systemd and a main loop that sends WATCHDOG=1 while the
+pipeline is healthy.
 
-Stop (SIGTERM/SIGINT): capture threads -> inference worker -> end every open event -> flush the
-store -> flush the outbox as far as the broker allows -> ``offline`` -> close the store.
+Stop (SIGTERM/SIGINT): retention cleaner -> capture threads -> inference worker -> end every open
+event -> flush the store -> flush the outbox as far as the broker allows -> ``offline`` -> close
+the store.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 import cv2
 
-from monitor.config import Config
-from monitor.redact import redact_url
+from monitor.config import CameraConfig, Config, ConfigError, load_config
 from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import DetectorError, YoloDetector
@@ -36,18 +39,24 @@ from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.topics import outbox_message, review_outbox_message
 from monitor.mqtt.state import RetainedState
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
+from monitor.redact import redact_url
+from monitor.reload import plan_reload
 from monitor.sdnotify import Notifier, SystemdNotifier, watchdog_timeout_s
-from monitor.store import EventWriter, StoreError, claim_unowned_messages, open_database
+from monitor.store import (
+    EventWriter, RetentionCleaner, StoreError, claim_unowned_messages, open_database,
+)
 from monitor.store.lock import InstanceLock
 from monitor.store.queries import (
     crossing_counts, get_event, open_events, open_reviews, pending_messages,
 )
+from monitor.temporal.checkpoint import Checkpoint
 from monitor.temporal.deciders import load_configured_checkpoint
-from monitor.types import Alert, Detections, ReviewMessage
+from monitor.types import Alert, Box, Detections, ReviewMessage
 
 log = logging.getLogger(__name__)
 
 _STATS_LOG_INTERVAL_S = 60.0
+_RELOAD_POLL_S = 0.5  # how soon the main loop acts on SIGHUP
 
 
 class _StoreSink:
@@ -105,8 +114,16 @@ class DaemonStats:
 class Daemon:
     """The running service. ``run()`` blocks until a stop signal and returns the exit code."""
 
-    def __init__(self, config: Config, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self, config: Config, notifier: Notifier | None = None, config_path: Path | None = None
+    ) -> None:
         self._config = config
+        self._config_path = config_path  # read again on SIGHUP
+        self._reload_requested = threading.Event()
+        self._wake = threading.Event()  # set by every camera's slot when a frame arrives
+        self._checkpoint: Checkpoint | None = None
+        self._snapshots: SnapshotWriter | None = None
+        self._detector_labels: set[str] = set()
         self._notifier = notifier or SystemdNotifier()
         self._stop = threading.Event()
         self._sources: list[CameraSource] = []
@@ -115,6 +132,7 @@ class Daemon:
         self._sink: _StoreSink | None = None
         self._worker: InferenceWorker | None = None
         self._writer: EventWriter | None = None
+        self._cleaner: RetentionCleaner | None = None
         self._instance_lock: InstanceLock | None = None
         self._client: MqttClient | None = None
         self._publisher: OutboxPublisher | None = None
@@ -136,8 +154,13 @@ class Daemon:
             log.info("received %s, stopping", signal.Signals(signum).name)
             self._stop.set()
 
+        def reload(signum: int, _frame: FrameType | None) -> None:
+            log.info("received SIGHUP, reloading %s", self._config_path)
+            self._reload_requested.set()  # done by the main loop, not in the signal handler
+
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGHUP, reload)
 
     def request_stop(self) -> None:
         """Stop as a signal would (``monitor bench`` runs the daemon in a thread)."""
@@ -171,7 +194,8 @@ class Daemon:
 
     def _start(self) -> bool:
         """Start the stages in order; False when a stop signal came in before the last one."""
-        steps = (self._start_store, self._start_mqtt, self._start_detection, self._start_sources)
+        steps = (self._start_store, self._start_mqtt, self._start_detection, self._start_sources,
+                 self._start_retention)
         for step in steps:
             if self._stop.is_set():
                 log.info("stop requested during start-up")
@@ -278,30 +302,39 @@ class Daemon:
         if detector is None:
             return
 
-        snapshots = SnapshotWriter(
+        self._checkpoint = checkpoint
+        self._snapshots = SnapshotWriter(
             config.daemon.state_dir / "snapshots", config.events.snapshot_quality
         )
-        sink = self._sink
-        assert sink is not None
-        wake = threading.Event()
         for camera in config.cameras:
-            crossings = crossing_counts(self._engine, camera.name) if camera.lines else None
-            self._pipelines[camera.name] = build_camera_pipeline(
-                camera, config, sink, snapshots, checkpoint, state=self._state, reviews=sink,
-                crossings=crossings,
-            )
-            self._slots[camera.name] = LatestFrame(on_put=wake.set)
+            self._build_camera(camera)
         memory_s = config.detector.regions.track_memory_s
         self._regions = RegionDetector(
             detector,
             config.detector.regions,
-            lambda camera, now: self._pipelines[camera].recent_tracks(now, memory_s),
+            lambda camera, now: self._recent_tracks(camera, now, memory_s),
         )
         self._worker = InferenceWorker(
-            self._regions, self._slots, self._route, self._tick, wake,
+            self._regions, self._slots, self._route, self._tick, self._wake,
             max_batch=config.detector.max_batch,
         )
         self._worker.start()
+
+    def _build_camera(self, camera: CameraConfig) -> None:
+        """The camera's pipeline and frame slot. Dicts are replaced, never changed in place: the
+        inference thread reads them while a reload adds a camera."""
+        assert self._sink is not None and self._snapshots is not None
+        crossings = crossing_counts(self._engine, camera.name) if camera.lines else None
+        pipeline = build_camera_pipeline(
+            camera, self._config, self._sink, self._snapshots, self._checkpoint,
+            state=self._state, reviews=self._sink, crossings=crossings,
+        )
+        self._pipelines = {**self._pipelines, camera.name: pipeline}
+        self._slots = {**self._slots, camera.name: LatestFrame(on_put=self._wake.set)}
+
+    def _recent_tracks(self, camera: str, now: float, memory_s: float) -> tuple[Box, ...]:
+        pipeline = self._pipelines.get(camera)
+        return () if pipeline is None else pipeline.recent_tracks(now, memory_s)
 
     def _load_detector(self) -> YoloDetector | None:
         """Load and warm the model in a helper thread, so a stop signal during the seconds it
@@ -330,28 +363,101 @@ class Daemon:
             raise failed[0]
         detector = loaded[0]
         log.info("detector ready: %s, classes %s", detector.model_path, detector.class_names)
-        for index, camera in enumerate(self._config.cameras):
-            if never := sorted(set(camera.labels) - detector.labels()):
-                # A watched label the model cannot produce would watch nothing, silently.
-                raise DetectorError(
-                    f"cameras[{index}].labels: {', '.join(map(repr, never))} is never detected "
-                    f"by {config.model} (its labels: {', '.join(sorted(detector.labels()))})"
-                )
+        self._detector_labels = detector.labels()
+        if problem := self._unwatchable_labels(self._config.cameras):
+            raise DetectorError(problem)
         return detector
+
+    def _unwatchable_labels(self, cameras: Sequence[CameraConfig]) -> str | None:
+        """A watched label the model cannot produce would watch nothing, silently."""
+        for camera in cameras:
+            if never := sorted(set(camera.labels) - self._detector_labels):
+                return (f"camera {camera.name}: labels {', '.join(map(repr, never))} are never "
+                        f"detected by {self._config.detector.model} (its labels: "
+                        f"{', '.join(sorted(self._detector_labels))})")
+        return None
 
     def _start_sources(self) -> None:
         # Process-wide, like torch's threads. Set after the detector has loaded: importing
         # ultralytics sets it (to 0) too. Before the capture threads: they call OpenCV most.
         cv2.setNumThreads(self._config.daemon.opencv_threads)
         for camera in self._config.cameras:
-            source = CameraSource(camera, self._config.source, self._slots[camera.name],
-                                  motion=self._config.motion)
-            log.info("camera %s: %s", camera.name, redact_url(camera.url))
-            source.start()
-            self._sources.append(source)
+            self._start_source(camera)
+
+    def _start_source(self, camera: CameraConfig) -> None:
+        source = CameraSource(camera, self._config.source, self._slots[camera.name],
+                              motion=self._config.motion)
+        log.info("camera %s: %s", camera.name, redact_url(camera.url))
+        source.start()
+        self._sources.append(source)
+
+    def _start_retention(self) -> None:
+        # Last: its first run waits first_run_delay_s anyway, and every deletion it makes goes
+        # through the writer thread, which is running by now.
+        assert self._writer is not None
+        self._cleaner = RetentionCleaner(
+            self._config.retention, self._writer, self._engine,
+            self._config.daemon.state_dir / "snapshots",  # as the SnapshotWriter's root
+        )
+        self._cleaner.start()
+
+    # --- reload (SIGHUP) ------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Read the config file again and add or remove cameras; any problem keeps it all as is."""
+        if self._config_path is None:
+            log.warning("reload requested, but the daemon was not started from a config file")
+            return
+        try:
+            loaded = load_config(self._config_path)
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                log.error("config reload refused (the running config stays): %s", line)
+            return
+        plan = plan_reload(self._config, loaded)
+        for section in plan.needs_restart:
+            log.warning("config reload: [%s] changed; that takes effect at the next restart",
+                        section)
+        if not plan.changes_cameras:
+            log.info("config reloaded: no camera changed")
+            return
+        if self._worker is None:
+            log.warning("config reload: the detector is not running yet; cameras unchanged")
+            return
+        refused = self._unwatchable_labels(plan.added)
+        if refused:
+            log.error("config reload refused (the running config stays): %s", refused)
+            return
+        for name in plan.removed:
+            self._remove_camera(name)
+        self._config = self._config.model_copy(update={"cameras": list(loaded.cameras)})
+        for camera in plan.added:
+            self._build_camera(camera)
+            self._worker.set_slots(self._slots)
+            self._start_source(camera)
+        log.info("config reloaded: %d camera(s) started, %d stopped; watching %s",
+                 len(plan.added), len(plan.removed), ", ".join(self._pipelines))
+        self._notifier.notify(f"STATUS=watching {len(self._pipelines)} camera(s)")
+
+    def _remove_camera(self, name: str) -> None:
+        timeout_s = self._config.daemon.shutdown_timeout_s
+        for source in [s for s in self._sources if s.name == name]:
+            source.request_stop()
+            source.stop(timeout_s / 2)
+            self._sources.remove(source)
+        self._slots = {k: v for k, v in self._slots.items() if k != name}
+        if self._worker is not None:
+            self._worker.set_slots(self._slots)
+        pipeline = self._pipelines.get(name)
+        self._pipelines = {k: v for k, v in self._pipelines.items() if k != name}
+        if pipeline is not None and not pipeline.close(timeout_s=timeout_s / 2):
+            log.warning("camera %s: its open events could not be ended in time", name)
+        log.info("camera %s stopped (removed or changed in the config)", name)
 
     def _route(self, detections: Detections) -> None:
-        self._pipelines[detections.frame.camera].process(detections)
+        pipeline = self._pipelines.get(detections.frame.camera)
+        if pipeline is not None:  # None: a frame of a camera a reload has just removed
+            pipeline.process(detections)
 
     def _tick(self) -> None:
         now, wall = time.monotonic(), datetime.now(UTC)
@@ -363,7 +469,14 @@ class Daemon:
     def _serve(self) -> None:
         interval_s = self._ping_interval_s
         next_stats = time.monotonic() + _STATS_LOG_INTERVAL_S
-        while not self._stop.wait(interval_s):
+        next_ping = time.monotonic() + interval_s
+        while not self._stop.wait(min(interval_s, _RELOAD_POLL_S)):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
+            if time.monotonic() < next_ping:
+                continue
+            next_ping = time.monotonic() + interval_s
             problem = self._health_problem()
             if problem is None:
                 self._notifier.notify("WATCHDOG=1")
@@ -447,6 +560,8 @@ class Daemon:
         def share(fraction: float) -> float:
             return max(0.0, min(budget_s * fraction, deadline - time.monotonic()))
 
+        if self._cleaner is not None:
+            self._cleaner.stop(share(0.05))  # started last; a run ends after its current step
         for source in self._sources:
             source.request_stop()  # all at once; then wait for them against one deadline
         sources_deadline = time.monotonic() + share(0.1)

@@ -77,11 +77,11 @@ def test_unit_verifies(tmp_path: Path) -> None:
         pytest.fail(f"{HOST_UNITS} missing: systemd-analyze verify needs the host's units")
     root = tmp_path / "root"
     shutil.copytree(HOST_UNITS, root / HOST_UNITS.relative_to("/"), symlinks=True)
-    exec_start = unit_values("ExecStart")[0].split()[0]
-    stub = root / exec_start.lstrip("/")
-    stub.parent.mkdir(parents=True)
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
+    for command in (unit_values("ExecStart")[0].split()[0], unit_values("ExecReload")[0].split()[0]):
+        stub = root / command.lstrip("/")  # the programs the unit runs, as stubs in the root
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\n")
+        stub.chmod(0o755)
     (root / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
 

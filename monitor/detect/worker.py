@@ -80,6 +80,11 @@ class InferenceWorker:
     def start(self) -> None:
         self._thread.start()
 
+    def set_slots(self, slots: Mapping[str, FrameSlot]) -> None:
+        """Watch these cameras from the next scan on (a config reload added or removed some).
+        The dict is replaced whole: the loop keeps the one it is scanning."""
+        self._slots = dict(slots)
+
     def stop(self, timeout_s: float) -> bool:
         """Ask the thread to end after its current batch; True when it has ended."""
         self._stop.set()
@@ -102,7 +107,8 @@ class InferenceWorker:
     def _pending_frames(self) -> list[Frame]:
         """Take the newest frame of up to ``max_batch`` cameras that have one."""
         frames: list[Frame] = []
-        names = list(self._slots)
+        slots = self._slots  # one scan sees one set of cameras, even if a reload replaces it
+        names = list(slots)
         # Start each scan one camera further on: when the detector cannot keep up and batches
         # are full, the first cameras in config order must not take every place in them.
         start = self._scan_start % len(names) if names else 0
@@ -110,7 +116,7 @@ class InferenceWorker:
         for name in names[start:] + names[:start]:
             if len(frames) >= self._max_batch:
                 break
-            frame = self._slots[name].take()
+            frame = slots[name].take()
             if frame is not None:
                 frames.append(frame)
         return frames
