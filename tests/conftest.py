@@ -5,3 +5,10 @@ pytest_plugins = [
     "tests.fixtures.rtsp",
     "tests.fixtures.database",
 ]
+
+from hypothesis import settings  # noqa: E402
+
+# Nothing is written into the working directory: hypothesis would keep its example database in
+# ./.hypothesis. Failures print their example, which the test then gets as a regular case.
+settings.register_profile("monitor", database=None)
+settings.load_profile("monitor")

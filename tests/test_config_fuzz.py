@@ -103,7 +103,9 @@ def _mutate(data: dict[str, Any], path: tuple[Any, ...], operation: str, value: 
         current = parent[last]
         if isinstance(current, int | float) and not isinstance(current, bool):
             factor = value if isinstance(value, float) and math.isfinite(value) else 7.0
-            parent[last] = type(current)(current * abs(factor) % 1e6)
+            scaled = current * abs(factor)
+            if math.isfinite(scaled):
+                parent[last] = type(current)(scaled % 1e6)
     elif operation == "replace":
         parent[last] = value
     elif operation == "delete":

@@ -114,3 +114,15 @@ def test_check_config_prints_the_digest_and_refuses_a_wrong_pin(
     assert main(["check-config", str(config)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "detector.sha256 pins 0000" in err[0]
+
+
+def test_a_directory_that_is_no_model_is_refused_without_reading_it(tmp_path: Path) -> None:
+    # Found by the config fuzzer: detector.model = "/" made check-config hash the whole disk.
+    with pytest.raises(DetectorError, match="a directory, and not an OpenVINO model"):
+        YoloDetector(DetectorConfig(model="/"))
+    big = tmp_path / "big_openvino_model"
+    big.mkdir()
+    for n in range(101):
+        (big / f"{n}.bin").write_bytes(b"")
+    with pytest.raises(DetectorError, match="more than 100 files: not a model directory"):
+        pinned_model(str(big), None)

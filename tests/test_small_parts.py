@@ -348,7 +348,7 @@ def test_render_csv() -> None:
     [
         ("table", "no events\n"),
         ("json", "[]\n"),
-        ("csv", ",".join(report.COLUMNS) + "\n"),
+        ("csv", ",".join(report.COLUMNS) + "\r\n"),  # RFC 4180 row ends
     ],
 )
 def test_render_nothing(fmt: str, expected: str) -> None:

@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 _CHUNK = 1 << 20
+MAX_MODEL_FILES = 100  # an OpenVINO export has three
 
 
 class PinError(Exception):
@@ -31,8 +32,14 @@ def model_digest(path: Path) -> str:
     """
     if path.is_file():
         return _file_digest(path)
+    files = []
+    for file in path.rglob("*"):
+        if file.is_file():
+            files.append(file)
+            if len(files) > MAX_MODEL_FILES:  # a model is a few files, not a file system
+                raise PinError(f"{path}: more than {MAX_MODEL_FILES} files: not a model directory")
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    for file in sorted(files):
         digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         digest.update(_file_digest(file).encode() + b"\n")
     return digest.hexdigest()

@@ -93,6 +93,11 @@ def backend_of(source: str) -> Backend:
         return "onnx"
     if path.name.lower().endswith(OPENVINO_SUFFIX):
         return "openvino"
+    if path.is_dir():
+        raise DetectorError(
+            f"detector.model '{source}': a directory, and not an OpenVINO model "
+            f"(*{OPENVINO_SUFFIX})"
+        )
     if path.suffix.lower() in {".pt", ""}:
         return "torch"
     raise DetectorError(
@@ -121,7 +126,7 @@ def pinned_model(source: str, expected: str | None) -> str | None:
         return None
     try:
         return verify_pin(path, expected, "detector.sha256")
-    except PinError as exc:
+    except PinError as exc:  # a mismatch, or a directory far too big to be a model
         raise DetectorError(str(exc)) from None
     except OSError as exc:
         raise DetectorError(f"detector.model '{source}': cannot read: {exc.strerror}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -62,18 +63,29 @@ def render(events: Sequence[Event], fmt: str) -> str:
     return _table(events)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", re.ASCII)
+
+
+def _csv_cell(value: object) -> str:
+    """One CSV cell a spreadsheet never runs as a formula (OWASP's CSV injection advice): text
+    starting with = + - @ TAB or CR (or their full-width forms) gets a leading single quote; a
+    plain number such as -3 stays a number. A list is space-separated, None empty."""
+    text = (" ".join(str(v) for v in value) if isinstance(value, list)
+            else "" if value is None else str(value))
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    """A header, then one line per row; a list is one cell of space-separated values, None an
-    empty cell."""
+    """A header, then one row per dict, every cell made safe by ``_csv_cell``."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # csv's own \r\n row end (RFC 4180): then a cell holding a CR is quoted as well as one
+    # holding a LF, and reads back whole.
+    writer = csv.writer(out)
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow([
-            " ".join(str(v) for v in row[c]) if isinstance(row[c], list)
-            else "" if row[c] is None else row[c]
-            for c in columns
-        ])
+    writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
     return out.getvalue()
 
 
