@@ -379,3 +379,24 @@ def test_the_example_shows_every_retention_key_at_its_default() -> None:
     raw = tomllib.loads((REPO / "config.example.toml").read_text())
     assert set(raw["retention"]) == set(RetentionConfig.model_fields)
     assert load_config(REPO / "config.example.toml").retention == parse_config(minimal()).retention
+
+
+def test_deleted_line_crossings_still_count_in_the_retained_totals(store: Store) -> None:
+    from monitor.store.queries import crossing_counts
+    from monitor.types import Direction
+
+    for ago, direction in ((40, Direction.IN), (40, Direction.IN), (35, Direction.OUT), (1, Direction.IN)):
+        add_event(store, ended_ago=ago * DAY, kind=EventKind.LINE_CROSSING, zone="gate",
+                  track_id=3, direction=direction)
+    before = crossing_counts(store.engine, "front")
+    assert before == {("gate", "person", Direction.IN): 3, ("gate", "person", Direction.OUT): 1}
+    store.cleaner(events_days=30, snapshots_days=0).run_once()
+    with Session(store.engine) as session:
+        from monitor.store.models import EventRow
+
+        assert len(list(session.scalars(select(EventRow.id)))) == 1  # three were deleted
+    assert crossing_counts(store.engine, "front") == before  # the counters never go down
+    add_event(store, ended_ago=45 * DAY, kind=EventKind.LINE_CROSSING, zone="gate", track_id=4,
+              direction=Direction.IN)
+    store.cleaner(events_days=30, snapshots_days=0).run_once()  # a second run adds to the totals
+    assert crossing_counts(store.engine, "front")[("gate", "person", Direction.IN)] == 4

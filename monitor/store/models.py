@@ -130,6 +130,19 @@ class EventRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
+class CrossingTotalRow(Base):
+    """Line crossings of events that retention deleted: the retained counters are these totals
+    plus the stored ``line_crossing`` events, so they keep growing across restarts."""
+
+    __tablename__ = "crossing_totals"
+
+    camera: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 class ReviewRow(Base):
     """One review item (see ``monitor.types.Review``), inserted when it opens, updated until it
     ends."""

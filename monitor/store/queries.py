@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import first_line
 from monitor.store.db import StoreError, masked_url
-from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc
+from monitor.store.models import CrossingTotalRow, EventRow, OutboxRow, ReviewRow, require_utc
 from monitor.types import (
     LOCAL_INSTANCE,
     Box, Direction, EndReason, Event, EventKind, OutboxMessage, Review, Severity,
@@ -199,7 +199,8 @@ def open_events(engine: Engine, cameras: Sequence[str]) -> list[Event]:
 
 def crossing_counts(engine: Engine, camera: str) -> dict[tuple[str, str, Direction], int]:
     """How often each of the camera's lines was crossed, per label and direction, over every
-    recorded ``line_crossing`` event: what the retained counters continue from at start-up.
+    recorded ``line_crossing`` event, including those retention has deleted since: what the
+    retained counters continue from at start-up.
 
     Raises:
         StoreError: the database cannot be read (one line, URL masked).
@@ -210,15 +211,20 @@ def crossing_counts(engine: Engine, camera: str) -> dict[tuple[str, str, Directi
                EventRow.zone.is_not(None), EventRow.direction.is_not(None))
         .group_by(EventRow.zone, EventRow.label, EventRow.direction)
     )
+    deleted = select(CrossingTotalRow.line, CrossingTotalRow.label, CrossingTotalRow.direction,
+                     CrossingTotalRow.count).where(CrossingTotalRow.camera == camera)
     try:
         with Session(engine) as session:
-            rows = session.execute(statement).all()
+            rows = [*session.execute(statement).all(), *session.execute(deleted).all()]
     except SQLAlchemyError as exc:
         raise StoreError(
             f"cannot count line crossings in {masked_url(engine)}: {first_line(exc)}"
         ) from None
-    return {(str(line), str(label), Direction(direction)): int(count)
-            for line, label, direction, count in rows}
+    counts: dict[tuple[str, str, Direction], int] = {}
+    for line, label, direction, count in rows:  # stored events, then what retention deleted
+        key = (str(line), str(label), Direction(direction))
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts
 
 
 def _left_open(

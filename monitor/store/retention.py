@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, and_, delete, exists, or_, select, update
+from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Exists
 
-from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc
+from monitor.store.models import CrossingTotalRow, EventRow, OutboxRow, ReviewRow, require_utc
+from monitor.types import EventKind
 
 # SQLite before 3.32 allows 999 bound parameters per statement; IN lists are cut to this.
 _IN_CHUNK = 500
@@ -172,6 +173,7 @@ def _expire_events(session: Session, step: ExpireEvents) -> StepResult:
         return StepResult()
     # Sent rows only, and the events again without unsent rows: another daemon on the same
     # PostgreSQL may have queued an alert since the select (it keeps its event).
+    _keep_crossing_totals(session, ids)
     outbox = session.execute(
         delete(OutboxRow).where(OutboxRow.event_id.in_(ids), OutboxRow.sent_at.is_not(None)),
         execution_options={"synchronize_session": False},
@@ -186,6 +188,28 @@ def _expire_events(session: Session, step: ExpireEvents) -> StepResult:
         rows=len(ids) - len(kept), outbox_rows=_rowcount(outbox), paths=paths,
         more=len(ids) == step.limit,
     )
+
+
+def _keep_crossing_totals(session: Session, ids: Sequence[str]) -> None:
+    """Add the line crossings about to be deleted to ``crossing_totals`` (same transaction): the
+    retained counters count "since the records began" and must not shrink at the next start."""
+    groups = session.execute(
+        select(EventRow.camera, EventRow.zone, EventRow.label, EventRow.direction, func.count())
+        .where(EventRow.id.in_(ids), EventRow.kind == EventKind.LINE_CROSSING.value,
+               EventRow.zone.is_not(None), EventRow.direction.is_not(None), ~_unsent_alert())
+        .group_by(EventRow.camera, EventRow.zone, EventRow.label, EventRow.direction)
+    ).all()
+    for camera, line, label, direction, count in groups:
+        key = {"camera": camera, "line": line, "label": label, "direction": direction}
+        added = session.execute(
+            update(CrossingTotalRow)
+            .where(*(getattr(CrossingTotalRow, k) == v for k, v in key.items()))
+            .values(count=CrossingTotalRow.count + count),
+            execution_options={"synchronize_session": False},
+        )
+        if not _rowcount(added):
+            session.add(CrossingTotalRow(**key, count=count))
+            session.flush()
 
 
 def _expire_reviews(session: Session, step: ExpireReviews) -> StepResult:
