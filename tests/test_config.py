@@ -262,3 +262,28 @@ def test_review_alert_zones_must_be_zones() -> None:
     data = minimal(reviews={"alert_zones": ["porch"]})
     data["cameras"][0]["zones"] = [{"name": "yard", "polygon": [[0, 0], [1, 0], [1, 1]]}]
     assert "reviews.alert_zones names no zone of any camera: porch (zones: yard)" in error_of(data)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("cameras", "url"), ("detector", "model"), ("mqtt", "password_file"),
+     ("temporal", "checkpoint"), ("daemon", "state_dir")],
+)
+def test_a_path_the_system_cannot_hold_is_a_config_error(
+    tmp_path: Path, section: str, key: str
+) -> None:
+    # Found by tests/test_config_fuzz.py: a 1 000-character camera url made stat() raise
+    # ENAMETOOLONG, which check-config reported with exit 1 (a fault) instead of 2 (bad config).
+    long_path = "a" * 1000
+    data = minimal()
+    if section == "cameras":
+        data["cameras"][0]["url"] = long_path
+    else:
+        data[section] = {key: long_path}
+    path = tmp_path / "monitor.toml"
+    import tomli_w
+    path.write_text(tomli_w.dumps(data))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert key in message and "too long" in message and "\n" not in message

@@ -95,6 +95,9 @@ PATHS = _paths(BASE)
 
 
 def _mutate(data: dict[str, Any], path: tuple[Any, ...], operation: str, value: Any) -> None:
+    # A copy: hypothesis may hand the same object to two mutations, and inserting it twice could
+    # nest a dict inside itself, which no TOML file can say.
+    value = copy.deepcopy(value)
     parent: Any = data
     for part in path[:-1]:
         parent = parent[part]
