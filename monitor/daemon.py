@@ -24,11 +24,14 @@ from pathlib import Path
 from types import FrameType
 
 import cv2
+from sqlalchemy import Engine
 
 from monitor.config import CameraConfig, Config, ConfigError, load_config
 from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker, WorkerStats
 from monitor.detect.yolo import DetectorError, YoloDetector
+from monitor.errors import first_line
+from monitor.events.lines import CrossingKey
 from monitor.events.occupancy import empty_state
 from monitor.events.reconcile import restart_ends, restart_review_ends
 from monitor.events.snapshot import SnapshotWriter
@@ -39,7 +42,7 @@ from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.topics import outbox_message, review_outbox_message
 from monitor.mqtt.state import RetainedState
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
-from monitor.redact import redact_url
+from monitor.redact import redact, redact_url
 from monitor.reload import plan_reload
 from monitor.sdnotify import Notifier, SystemdNotifier, watchdog_timeout_s
 from monitor.store import (
@@ -126,6 +129,7 @@ class Daemon:
         self._detector_labels: set[str] = set()
         self._notifier = notifier or SystemdNotifier()
         self._stop = threading.Event()
+        self._exit_code = 0  # 1 when the daemon stops itself (its instance taken over)
         self._sources: list[CameraSource] = []
         self._pipelines: dict[str, CameraPipeline] = {}
         self._slots: dict[str, LatestFrame] = {}
@@ -181,14 +185,17 @@ class Daemon:
         except BaseException:
             self._shutdown()
             raise
-        if started:
-            names = ", ".join(self._pipelines)
-            log.info("watching %d camera(s): %s", len(self._pipelines), names)
-            self._notifier.notify("READY=1", f"STATUS=watching {len(self._pipelines)} camera(s)")
-            self._serve()
-        self._notifier.notify("STOPPING=1")
-        self._shutdown()
-        return 0
+        try:
+            if started:
+                names = ", ".join(self._pipelines)
+                log.info("watching %d camera(s): %s", len(self._pipelines), names)
+                self._notifier.notify("READY=1",
+                                      f"STATUS=watching {len(self._pipelines)} camera(s)")
+                self._serve()
+        finally:  # whatever ended serving, what is queued is written and the alerts handed over
+            self._notifier.notify("STOPPING=1")
+            self._shutdown()
+        return self._exit_code
 
     # --- start --------------------------------------------------------------------------------
 
@@ -209,12 +216,18 @@ class Daemon:
             config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"daemon.state_dir {config.daemon.state_dir}: {exc.strerror}") from None
-        self._engine = open_database(
-            config.database_url(), busy_timeout_ms=config.database.busy_timeout_ms
-        )
         instance = config.daemon.instance
-        self._instance_lock = InstanceLock(self._engine, instance)
-        self._instance_lock.acquire()
+
+        def take_instance_lock(engine: Engine) -> None:
+            # Before migrating: a refused second daemon must not change the schema under the
+            # running one.
+            self._instance_lock = InstanceLock(engine, instance)
+            self._instance_lock.acquire()
+
+        self._engine = open_database(
+            config.database_url(), busy_timeout_ms=config.database.busy_timeout_ms,
+            before_migrating=take_instance_lock,
+        )
         if claimed := claim_unowned_messages(self._engine, instance):
             log.info("instance %s took over %d unsent alert(s) from before instances", instance,
                      claimed)
@@ -320,11 +333,20 @@ class Daemon:
         )
         self._worker.start()
 
-    def _build_camera(self, camera: CameraConfig) -> None:
+    def _build_camera(
+        self, camera: CameraConfig, crossings: dict[CrossingKey, int] | None = None
+    ) -> None:
         """The camera's pipeline and frame slot. Dicts are replaced, never changed in place: the
-        inference thread reads them while a reload adds a camera."""
+        inference thread reads them while a reload adds a camera.
+
+        ``crossings``: counts to continue from, when the camera's previous pipeline had them
+        (its last crossings may still be in the store queue); else the store's.
+        """
         assert self._sink is not None and self._snapshots is not None
-        crossings = crossing_counts(self._engine, camera.name) if camera.lines else None
+        if camera.lines and crossings is None:
+            crossings = crossing_counts(self._engine, camera.name)
+        elif not camera.lines:
+            crossings = None
         pipeline = build_camera_pipeline(
             camera, self._config, self._sink, self._snapshots, self._checkpoint,
             state=self._state, reviews=self._sink, crossings=crossings,
@@ -414,6 +436,10 @@ class Daemon:
             for line in str(exc).splitlines():
                 log.error("config reload refused (the running config stays): %s", line)
             return
+        except (OSError, RuntimeError) as exc:  # e.g. a folder this user may not enter
+            log.error("config reload refused (the running config stays): %s",
+                      redact(first_line(exc)))
+            return
         plan = plan_reload(self._config, loaded)
         for section in plan.needs_restart:
             log.warning("config reload: [%s] changed; that takes effect at the next restart",
@@ -428,31 +454,47 @@ class Daemon:
         if refused:
             log.error("config reload refused (the running config stays): %s", refused)
             return
-        for name in plan.removed:
-            self._remove_camera(name)
+        counts = {name: self._remove_camera(name) for name in plan.removed}
         self._config = self._config.model_copy(update={"cameras": list(loaded.cameras)})
         for camera in plan.added:
-            self._build_camera(camera)
+            try:
+                self._build_camera(camera, counts.get(camera.name) or None)
+            except StoreError as exc:  # its line counts unreadable: the database is away
+                log.error("config reload: camera %s not started: %s", camera.name, exc)
+                continue
             self._worker.set_slots(self._slots)
             self._start_source(camera)
         log.info("config reloaded: %d camera(s) started, %d stopped; watching %s",
                  len(plan.added), len(plan.removed), ", ".join(self._pipelines))
         self._notifier.notify(f"STATUS=watching {len(self._pipelines)} camera(s)")
 
-    def _remove_camera(self, name: str) -> None:
+    def _remove_camera(self, name: str) -> dict[CrossingKey, int]:
+        """Stop feeding the camera at once; stop its capture and end its events on a thread of
+        their own, so the main loop keeps pinging the watchdog however long that takes (a dead
+        camera's capture takes up to ``read_timeout_s`` to notice, a full store queue longer).
+
+        Returns its line counts, for a pipeline that replaces it.
+        """
         timeout_s = self._config.daemon.shutdown_timeout_s
-        for source in [s for s in self._sources if s.name == name]:
-            source.request_stop()
-            source.stop(timeout_s / 2)
-            self._sources.remove(source)
+        sources = [s for s in self._sources if s.name == name]
+        self._sources = [s for s in self._sources if s.name != name]
         self._slots = {k: v for k, v in self._slots.items() if k != name}
         if self._worker is not None:
             self._worker.set_slots(self._slots)
         pipeline = self._pipelines.get(name)
         self._pipelines = {k: v for k, v in self._pipelines.items() if k != name}
-        if pipeline is not None and not pipeline.close(timeout_s=timeout_s / 2):
-            log.warning("camera %s: its open events could not be ended in time", name)
-        log.info("camera %s stopped (removed or changed in the config)", name)
+        counts = pipeline.crossing_counts() if pipeline is not None else {}
+
+        def retire() -> None:
+            for source in sources:
+                source.request_stop()
+                source.stop(timeout_s / 2)
+            if pipeline is not None and not pipeline.close(timeout_s=timeout_s / 2):
+                log.warning("camera %s: its open events could not be ended in time", name)
+            log.info("camera %s stopped (removed or changed in the config)", name)
+
+        threading.Thread(target=retire, name=f"monitor-retire-{name}", daemon=True).start()
+        return counts
 
     def _route(self, detections: Detections) -> None:
         pipeline = self._pipelines.get(detections.frame.camera)
@@ -473,7 +515,11 @@ class Daemon:
         while not self._stop.wait(min(interval_s, _RELOAD_POLL_S)):
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
-                self._reload()
+                try:
+                    self._reload()
+                except Exception as exc:  # noqa: BLE001 - a reload must never end the daemon
+                    log.error("config reload failed part-way (%s); running cameras: %s",
+                              redact(first_line(exc)), ", ".join(self._pipelines))
             if time.monotonic() < next_ping:
                 continue
             next_ping = time.monotonic() + interval_s
@@ -488,6 +534,12 @@ class Daemon:
                 self._log_stats()
                 self._log_worker_stats()
                 self._prune_outbox()
+                if self._instance_lock is not None and (
+                    lost := self._instance_lock.check()
+                ) is not None:
+                    log.error("%s; stopping", lost)
+                    self._exit_code = 1
+                    self._stop.set()
 
     def _health_problem(self) -> str | None:
         worker = self._worker

@@ -84,3 +84,27 @@ def test_committed_alerts_are_delivered_while_the_writer_is_stuck(
         blocker.close()
         engine.dispose()
     assert Path(path).exists()
+
+
+def test_marks_collected_over_a_long_outage_still_commit(sqlite_url: str) -> None:
+    # Found in review: the marks of a long outage were one IN list. Past the bound-parameter
+    # limit (SQLite: 250 000 in Debian's build; PostgreSQL: 65 535) the statement failed, "too
+    # many SQL variables", which the writer took for a passing fault and retried forever, and
+    # the alerts queued behind it with it.
+    engine = open_database(sqlite_url)
+    writer = EventWriter(engine, retry_initial_s=0.05, retry_max_s=0.2)
+    writer.start()
+    try:
+        for n in range(3):
+            event = make_event()
+            writer.record(Alert(AlertType.START, event),
+                          OutboxMessage(None, event.camera, "t/events", json.dumps({"n": n})))
+        assert writer.flush(10.0)
+        ids = [m.id for m in pending_messages(engine, after_id=0, limit=10)]
+        writer.mark_sent(list(range(1_000_000, 1_260_000)) + ids)  # 260 000 marks in one item
+        event = make_event()
+        writer.record(Alert(AlertType.START, event), None)
+        assert writer.flush(10.0), "the writer is stuck on the marks"
+        assert count_unsent(engine) == 0
+    finally:
+        writer.stop(5.0)

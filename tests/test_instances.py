@@ -18,10 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from monitor.config import Config, parse_config
 from monitor.daemon import Daemon
 from monitor.store import StoreError, count_unsent, open_database
+from monitor.store.db import migrate
 from monitor.store.lock import InstanceLock
 from monitor.types import Alert, AlertType
 from tests.fixtures.broker import Broker, Subscriber
@@ -144,4 +147,72 @@ def test_rows_from_before_instances_are_claimed_once(db_url: str) -> None:
         assert len(pending_messages(engine, after_id=0, limit=10, instance="nvr-a")) == 3
         assert pending_messages(engine, after_id=0, limit=10, instance="nvr-b") == []
     finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_refused_daemon_has_not_migrated_the_database(
+    backend: str, postgres_url: str, sqlite_url: str
+) -> None:
+    # Found in review: migrations ran before the lock was taken, so a second daemon of a newer
+    # release changed the schema under the running one before it was refused.
+    url = sqlite_url if backend == "sqlite" else postgres_url
+    engine = open_database(url)
+    migrate(engine, "0005", down=True)  # as an older release left it
+    running = InstanceLock(engine, "nvr")
+    running.acquire()
+    try:
+        with pytest.raises(StoreError, match="another monitor daemon with instance 'nvr'"):
+            open_database(url, before_migrating=lambda e: InstanceLock(e, "nvr").acquire())
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == "0005"
+    finally:
+        running.release()
+        engine.dispose()
+
+
+def test_two_spellings_of_one_sqlite_file_share_one_lock(tmp_path: Path) -> None:
+    real = tmp_path / "state"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    first = open_database(f"sqlite:///{real}/monitor.db")
+    second = open_database(f"sqlite:///{tmp_path}/link/../state/./monitor.db")
+    try:
+        InstanceLock(first, "nvr").acquire()
+        with pytest.raises(StoreError, match="instance 'nvr'"):
+            InstanceLock(second, "nvr").acquire()
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_a_lock_lost_with_its_session_is_taken_again_or_reported(postgres_url: str) -> None:
+    # PostgreSQL ends an advisory lock with its session (server restart, failover,
+    # idle_session_timeout); the daemon's periodic check takes it again, or stops the daemon
+    # when another one took the instance in the meantime.
+    engine = open_database(postgres_url)
+    lock, rival = InstanceLock(engine, "nvr"), InstanceLock(engine, "nvr")
+
+    def end_lock_sessions() -> None:
+        with engine.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+            ))
+            connection.commit()
+
+    try:
+        lock.acquire()
+        assert lock.check() is None
+        end_lock_sessions()
+        assert lock.check() is None  # taken again on a new session...
+        with pytest.raises(StoreError):
+            rival.acquire()  # ...so nobody else gets it
+        end_lock_sessions()
+        rival.acquire()  # a second daemon starts while the first's session is gone
+        problem = lock.check()
+        assert problem is not None and "another monitor daemon took instance 'nvr'" in problem
+    finally:
+        lock.release()
+        rival.release()
         engine.dispose()

@@ -37,7 +37,7 @@ from monitor.store import (
     open_database,
     pending_messages,
 )
-from monitor.store.db import alembic_config, migrate
+from monitor.store.db import alembic_config, masked_url, migrate
 from monitor.store.models import Base, EventRow, OutboxRow
 from monitor.store.queries import get_review, list_reviews, open_events, open_reviews
 from monitor.types import (
@@ -515,7 +515,7 @@ def test_writer_survives_a_locked_database_and_loses_nothing(
         assert [json.loads(r.payload)["id"] for r in outbox_rows(engine)] == [e.id for e in events]
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert warnings and all("\n" not in w for w in warnings)
-        assert f"to {engine.url.render_as_string(hide_password=True)} (attempt 1" in warnings[0]
+        assert f"to {masked_url(engine)} (attempt 1" in warnings[0]
     finally:
         writer.stop(timeout_s=5.0)
         engine.dispose()

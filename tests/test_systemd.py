@@ -139,6 +139,14 @@ def test_default_stall_and_ping_fit_the_units_watchdog() -> None:
     assert defaults.watchdog_ping_interval_s(timeout_s) <= timeout_s / 2
 
 
+def test_the_stop_timeout_covers_the_longest_clean_stop_the_config_allows() -> None:
+    # Found in review: TimeoutStopSec=15 SIGKILLed a stop the config allowed 60 s for.
+    (stop,) = unit_values("TimeoutStopSec")
+    longest_s = DaemonConfig.model_fields["shutdown_timeout_s"].metadata
+    bound = next(getattr(m, "le") for m in longest_s if hasattr(m, "le"))
+    assert float(stop) > bound
+
+
 # --- the watchdog derivation ------------------------------------------------------------------
 
 

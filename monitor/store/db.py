@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from alembic import command
@@ -21,6 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import first_line
+from monitor.redact import redact_url
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # A PostgreSQL host that drops packets would otherwise hold start-up for the OS TCP timeout.
@@ -34,10 +36,23 @@ class StoreError(Exception):
     """
 
 
+# SQLite before 3.32 allows 999 bound parameters per statement (PostgreSQL 65 535): an IN list
+# of ids is cut into pieces of this size.
+IN_LIST_MAX = 500
+_T = TypeVar("_T")
+
+
+def in_chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
+    """``items`` in pieces of at most ``IN_LIST_MAX``, one statement each."""
+    return [items[i:i + IN_LIST_MAX] for i in range(0, len(items), IN_LIST_MAX)]
+
+
 def masked_url(engine_or_url: Engine | URL) -> str:
     """The database URL with any password replaced by ``***``, for logs and errors."""
     url = engine_or_url.url if isinstance(engine_or_url, Engine) else engine_or_url
-    return url.render_as_string(hide_password=True)
+    # SQLAlchemy hides only the user-info password; a "?password=" query parameter is the
+    # redactor's (libpq takes one).
+    return redact_url(url.render_as_string(hide_password=True))
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -56,19 +71,25 @@ def alembic_config(connection: Connection) -> Config:
     return config
 
 
-def open_database(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+def open_database(
+    url: str, *, busy_timeout_ms: int = 5000,
+    before_migrating: Callable[[Engine], None] | None = None,
+) -> Engine:
     """Create the engine and bring the schema to the newest revision.
 
     Args:
         url: SQLAlchemy URL, e.g. ``sqlite:///var/monitor.db`` or
             ``postgresql+psycopg://monitor@db.example/monitor``.
         busy_timeout_ms: how long a SQLite connection waits for a lock before failing.
+        before_migrating: called with the engine before the schema is touched (the daemon takes
+            its instance lock there, so a refused second daemon has changed nothing).
 
     Returns:
         The engine; the caller disposes it.
 
     Raises:
-        StoreError: the URL is invalid, or the database cannot be reached or migrated.
+        StoreError: the URL is invalid, or the database cannot be reached or migrated, or
+            ``before_migrating`` raised it.
         ValueError: ``busy_timeout_ms`` is negative.
 
     Example:
@@ -89,6 +110,15 @@ def open_database(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
         engine = _create_engine(parsed, busy_timeout_ms)
     except Exception as exc:  # bad driver name, unwritable directory...
         raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
+    if before_migrating is not None:
+        try:
+            before_migrating(engine)
+        except StoreError:
+            engine.dispose()
+            raise
+        except Exception as exc:  # connection refused, auth...
+            engine.dispose()
+            raise StoreError(f"cannot open database {name}: {first_line(exc)}") from exc
     try:
         migrate(engine, "head")
     except Exception as exc:  # connection refused, auth, locked, failed migration...

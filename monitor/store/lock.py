@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
 from monitor.store.db import StoreError, masked_url
+
+log = logging.getLogger(__name__)
 
 
 class InstanceLock:
@@ -48,6 +51,36 @@ class InstanceLock:
                 f"{masked_url(self._engine)}: give each daemon its own [daemon] instance"
             )
 
+    def check(self) -> str | None:
+        """None while the lock is (again) held; otherwise why this daemon must stop.
+
+        The PostgreSQL lock lives as long as its session: a server restart, a failover or an
+        ``idle_session_timeout`` ends it silently, and a second daemon of this instance could
+        then start. So the daemon checks now and then: a dead session is replaced and the lock
+        taken again; only if someone else took it meanwhile is that a problem. While the server
+        is unreachable nobody can take it, and the next check tries again.
+        """
+        if self._engine.dialect.name == "sqlite":
+            return None  # a flock lasts as long as its descriptor
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                self._connection.commit()
+                return None
+            except Exception:  # noqa: BLE001 - any failure means the session, and the lock, is gone
+                self._connection.invalidate()
+                self._connection = None
+                log.warning("the instance lock's database session ended; taking the lock again")
+        try:
+            taken = self._lock_postgres()
+        except Exception:  # noqa: BLE001 - unreachable: nobody else can take it either
+            return None
+        if taken:
+            log.info("instance lock for '%s' held again", self._instance)
+            return None
+        return (f"another monitor daemon took instance '{self._instance}' on "
+                f"{masked_url(self._engine)} while this one's database session was away")
+
     def release(self) -> None:
         if self._connection is not None:
             # close() alone would return the session to the pool with the lock still held.
@@ -77,7 +110,8 @@ class InstanceLock:
         database = self._engine.url.database
         if not database or database == ":memory:":
             return True  # a private database: nobody else can share it
-        path = Path(f"{database}.{self._instance}.lock")
+        # One file however the URL spells the path (a symlink, "..").
+        path = Path(f"{os.path.realpath(database)}.{self._instance}.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -19,12 +19,9 @@ from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Exists
 
+from monitor.store.db import in_chunks
 from monitor.store.models import CrossingTotalRow, EventRow, OutboxRow, ReviewRow, require_utc
 from monitor.types import EventKind
-
-# SQLite before 3.32 allows 999 bound parameters per statement; IN lists are cut to this.
-_IN_CHUNK = 500
-
 
 @dataclass(frozen=True, slots=True)
 class ExpireEvents:
@@ -229,10 +226,10 @@ def _expire_reviews(session: Session, step: ExpireReviews) -> StepResult:
         return StepResult()
     named = sorted({event_id for row in rows for event_id in row.event_ids})
     stored: set[str] = set()
-    for chunk in _chunks(named):
+    for chunk in in_chunks(named):
         stored |= set(session.scalars(select(EventRow.id).where(EventRow.id.in_(chunk))))
     gone = [row.id for row in rows if not stored.intersection(row.event_ids)]
-    for chunk in _chunks(gone):
+    for chunk in in_chunks(gone):
         session.execute(
             delete(ReviewRow).where(ReviewRow.id.in_(chunk)),
             execution_options={"synchronize_session": False},
@@ -267,7 +264,7 @@ def _expire_snapshots(session: Session, step: ExpireSnapshots) -> StepResult:
 def _forget_snapshots(session: Session, paths: Sequence[str]) -> StepResult:
     held: set[str] = set()
     nulled = 0
-    for chunk in _chunks(sorted(set(paths))):
+    for chunk in in_chunks(sorted(set(paths))):
         held |= {
             path for path in session.scalars(
                 select(EventRow.snapshot).where(
@@ -289,7 +286,7 @@ def _forget_snapshots(session: Session, paths: Sequence[str]) -> StepResult:
 
 def _referenced(session: Session, paths: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(paths))):
+    for chunk in in_chunks(sorted(set(paths))):
         found |= {
             path for path in session.scalars(
                 select(EventRow.snapshot).where(EventRow.snapshot.in_(chunk))
@@ -340,6 +337,3 @@ def _pragma(raw: sqlite3.Connection, name: str) -> int:
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
-
-def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
-    return [items[i:i + _IN_CHUNK] for i in range(0, len(items), _IN_CHUNK)]

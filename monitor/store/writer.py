@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from monitor.errors import first_line
-from monitor.store.db import masked_url
+from monitor.store.db import in_chunks, masked_url
 from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc, utcnow
 from monitor.store.queries import delete_sent_before
 from monitor.store.retention import RetentionStep, StepResult, apply_step
@@ -471,12 +471,14 @@ class EventWriter:
                     _upsert_review(session, item.message.review)
                     session.add(_outbox_row(item.message.cause, item.outbox, self._instance))
                 elif isinstance(item, _MarkSent):
-                    session.execute(
-                        update(OutboxRow)
-                        .where(OutboxRow.id.in_(item.outbox_ids), OutboxRow.sent_at.is_(None))
-                        .values(sent_at=utcnow()),
-                        execution_options={"synchronize_session": False},
-                    )
+                    # In pieces: a long outage collects more marks than one statement may bind.
+                    for ids in in_chunks(item.outbox_ids):
+                        session.execute(
+                            update(OutboxRow)
+                            .where(OutboxRow.id.in_(ids), OutboxRow.sent_at.is_(None))
+                            .values(sent_at=utcnow()),
+                            execution_options={"synchronize_session": False},
+                        )
 
 
 def _outbox_row(event_id: str, message: OutboxMessage, instance: str) -> OutboxRow:
