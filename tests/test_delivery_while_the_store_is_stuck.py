@@ -21,6 +21,7 @@ from monitor.config import MqttConfig
 from monitor.mqtt.client import MqttClient
 from monitor.mqtt.outbox import OutboxPublisher
 from monitor.store import EventWriter, count_unsent, open_database, pending_messages
+from monitor.store.writer import BATCH_MAX
 from monitor.types import Alert, AlertType, OutboxMessage
 from tests.fixtures.broker import Broker, Subscriber
 from tests.test_store import make_event
@@ -48,7 +49,11 @@ def test_committed_alerts_are_delivered_while_the_writer_is_stuck(
     assert path is not None
     blocker = sqlite3.connect(path, isolation_level=None, timeout=5)
     blocker.execute("BEGIN IMMEDIATE")
-    for _ in range(10):  # fills the queue; none of them can be committed
+    # Fill the queue; none of them can be committed. The writer holds the batch it is retrying
+    # outside the queue, and how many it took depends on when it woke: record until full.
+    for _ in range(10 + BATCH_MAX):
+        if writer.backlogged():
+            break
         event = make_event()
         writer.record(Alert(AlertType.START, event), None, timeout_s=1.0)
     assert writer.backlogged()
