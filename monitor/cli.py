@@ -143,15 +143,25 @@ def _load(path: str) -> Config:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config_file)
-    from monitor.detect.yolo import DetectorError, backend_of, pinned_model, resolve_model
+    from monitor.detect.yolo import (
+        DetectorError, backend_of, model_class_names, model_labels, pinned_model, resolve_model,
+        unwatchable_labels,
+    )
 
     try:  # a model that is missing, of another format or not the pinned one is a config error
         source = resolve_model(config.detector.model)
         backend_of(source)
         digest = pinned_model(source, config.detector.sha256)
+        classes = ""
+        if digest is not None:  # on disk: load it (safely) for its classes, as the daemon will
+            labels = model_labels(config.detector, model_class_names(source, digest))
+            if problem := unwatchable_labels(config.cameras, labels, config.detector.model):
+                raise ConfigError(problem)
+            classes = f", classes {', '.join(sorted(labels))}"
     except DetectorError as exc:
         raise ConfigError(str(exc)) from None
-    model = f", detector {source}" + (f" sha256 {digest}" if digest else " (to be downloaded)")
+    model = f", detector {source}" + (f" sha256 {digest}{classes}" if digest
+                                      else " (to be downloaded)")
     if config.temporal.decider == "temporal":
         from monitor.temporal.deciders import load_configured_checkpoint
 

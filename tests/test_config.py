@@ -150,7 +150,14 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert "OK (2 camera(s), detector " in ok.stdout
     assert "best.pt sha256 5f6f620d0fa574ed80d8348bb8d46060148eb0ba24e3eea00d31a30cdadba41d, " \
-        "temporal model" in ok.stdout
+        "classes person, temporal model" in ok.stdout
+
+    # The model is loaded (safely) for its classes: a label it never produces is a config error.
+    cars = tmp_path / "cars.toml"
+    cars.write_text('[[cameras]]\nname = "a"\nurl = "rtsp://h/x"\nlabels = ["car"]\n')
+    result = run_cli("check-config", str(cars))
+    assert result.returncode == 2, result.stderr
+    assert "camera a: labels 'car' are never detected by" in result.stderr
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[[cameras]]\nname = "a"\nurl = "rtsp://u:pw@h/x"\n[mqtt]\nport = "x"\n')

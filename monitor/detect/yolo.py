@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor.config import DetectorConfig
+from monitor.config import CameraConfig, DetectorConfig
 from monitor.detect.pin import PinError, verify_pin
 from monitor.errors import first_line
 from monitor.types import Box, Detection, Detections, Frame
@@ -157,6 +157,48 @@ def safe_yolo_class() -> type[Any]:
     return YOLO
 
 
+@functools.lru_cache(maxsize=4)
+def model_class_names(source: str, sha256: str) -> tuple[str, ...]:
+    """The class names of the model file ``source`` (loaded safely, without warm-up).
+
+    ``sha256`` keys the cache: the same file content is read once per process (``check-config``
+    in a loop, the config fuzzer).
+
+    Raises:
+        DetectorError: the file cannot be loaded as a YOLO model.
+    """
+    YOLO = safe_yolo_class()  # noqa: N806 (a class)
+    try:
+        return tuple(dict(YOLO(source, task="detect").names).values())
+    except Exception as exc:  # ultralytics raises many types for a bad file
+        raise DetectorError(f"detector.model '{source}': cannot load: {first_line(exc)}") from None
+
+
+def model_labels(config: DetectorConfig, class_names: Sequence[str]) -> set[str]:
+    """Every label a detection can carry: the model's classes through ``class_labels``.
+
+    Raises:
+        DetectorError: ``class_labels`` names a class the model does not have.
+    """
+    unknown = sorted(set(config.class_labels) - set(class_names))
+    if unknown:
+        raise DetectorError(
+            f"detector.class_labels: {', '.join(map(repr, unknown))} is no class of "
+            f"'{config.model}' (its classes: {', '.join(class_names)})"
+        )
+    return {config.class_labels.get(name, name) for name in class_names}
+
+
+def unwatchable_labels(cameras: Sequence[CameraConfig], labels: set[str], model: str) -> str | None:
+    """Why a camera watches a label the model never produces (it would watch nothing, silently),
+    or None."""
+    for camera in cameras:
+        if never := sorted(set(camera.labels) - labels):
+            return (f"camera {camera.name}: labels {', '.join(map(repr, never))} are never "
+                    f"detected by {model} (its labels: {', '.join(sorted(labels))})")
+    return None
+
+
 class YoloDetector:
     """Runs one ultralytics YOLO model over batches of frames.
 
@@ -181,12 +223,7 @@ class YoloDetector:
             raise DetectorError(
                 f"detector.model '{config.model}': cannot load: {first_line(exc)}"
             ) from None
-        unknown = sorted(set(config.class_labels) - set(self.class_names.values()))
-        if unknown:
-            raise DetectorError(
-                f"detector.class_labels: {', '.join(map(repr, unknown))} is no class of "
-                f"'{config.model}' (its classes: {', '.join(self.class_names.values())})"
-            )
+        self._labels = model_labels(config, list(self.class_names.values()))
         self.model_path = source
         self.imgsz = config.imgsz
         self._threads_set_in: int | None = None  # OS thread whose torch thread count we set
@@ -200,7 +237,7 @@ class YoloDetector:
 
     def labels(self) -> set[str]:
         """Every label a detection of this model can carry (classes through class_labels)."""
-        return {self._config.class_labels.get(name, name) for name in self.class_names.values()}
+        return set(self._labels)
 
     @property
     def backend(self) -> Backend:
