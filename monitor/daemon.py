@@ -18,7 +18,6 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -27,26 +26,33 @@ import cv2
 from sqlalchemy import Engine
 
 from monitor.config import CameraConfig, Config, ConfigError, load_config
-from monitor.detect.regions import RegionDetector, RegionStats, warm_canvas_sizes
-from monitor.detect.worker import InferenceWorker, WorkerStats
-from monitor.detect.yolo import DetectorError, YoloDetector
+from monitor.detect.regions import RegionDetector, warm_canvas_sizes
+from monitor.detect.worker import InferenceWorker
+from monitor.detect.yolo import DetectorError, YoloDetector, unwatchable_labels
 from monitor.errors import first_line
 from monitor.events.lines import CrossingKey
+from monitor.events.health import CameraHealth
 from monitor.events.occupancy import empty_state
 from monitor.events.reconcile import restart_ends, restart_review_ends
 from monitor.events.snapshot import SnapshotWriter
 from monitor.ingest.latest import LatestFrame
-from monitor.ingest.source import CameraSource, SourceStats
+from monitor.ingest.source import CameraSource
 from monitor.mqtt.client import MqttClient
 from monitor.mqtt.outbox import OutboxPublisher
+from monitor.mqtt.commands import CommandInbox, HomeAssistantStarted
+from monitor.mqtt.announce import Announcer
+from monitor.mqtt.homeassistant import STATUS_DISABLED
 from monitor.mqtt.topics import outbox_message, review_outbox_message
+from monitor.observe.metrics import MetricsServer
+from monitor.observe.stats import DaemonStats
+from monitor.observe.stats_topic import StatsReport
 from monitor.mqtt.state import RetainedState
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.redact import redact, redact_url
 from monitor.reload import plan_reload
 from monitor.sdnotify import Notifier, SystemdNotifier, watchdog_timeout_s
 from monitor.store import (
-    EventWriter, RetentionCleaner, StoreError, claim_unowned_messages, open_database,
+    EventWriter, RetentionCleaner, StoreError, claim_unowned_messages, count_unsent, open_database,
 )
 from monitor.store.lock import InstanceLock
 from monitor.store.queries import (
@@ -99,21 +105,6 @@ class _StoreSink:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class DaemonStats:
-    """A snapshot of the running daemon's counters (logged every minute; read by the bench).
-
-    Attributes:
-        sources: camera name -> its capture counters.
-        regions: what the detector was given, per camera and by input shape; None before start.
-        worker: the inference loop's counters; None before start.
-    """
-
-    sources: dict[str, SourceStats]
-    regions: RegionStats | None
-    worker: WorkerStats | None
-
-
 class Daemon:
     """The running service. ``run()`` blocks until a stop signal and returns the exit code."""
 
@@ -142,6 +133,20 @@ class Daemon:
         self._publisher: OutboxPublisher | None = None
         self._state: RetainedState | None = None
         self._regions: RegionDetector | None = None
+        self._health = CameraHealth(config.source.offline_event_s)
+        self._started_at = time.monotonic()
+        # The registry exists from the start (the inference thread observes its histogram);
+        # the HTTP endpoint only with [metrics] enabled.
+        self._metrics = MetricsServer(self.stats, self._unsent)
+        self._stats_report = StatsReport(config.daemon.instance)
+        home_assistant = config.homeassistant
+        self._announcer: Announcer | None = None
+        self._inbox = CommandInbox(
+            config.mqtt.prefix, home_assistant.discovery_prefix if home_assistant.enabled else None,
+            {camera.name for camera in config.cameras},
+        )
+        self._detection_off: set[str] = set()  # cameras switched off over MQTT
+        self._health_alerts: list[Alert] = []  # camera_offline alerts waiting for queue room
         # Checked before anything starts: a worker_stall_s that systemd's watchdog would
         # overtake is a config error (exit 2).
         self._ping_interval_s = self._watchdog_ping_interval_s()
@@ -176,7 +181,21 @@ class Daemon:
             {source.name: source.stats() for source in self._sources},
             self._regions.stats() if self._regions is not None else None,
             self._worker.stats() if self._worker is not None else None,
+            pipelines={name: p.stats() for name, p in self._pipelines.items()},
+            statuses={name: self._status_of(name) for name in self._health.statuses()},
+            writer=self._writer.stats() if self._writer is not None else None,
+            outbox=self._publisher.stats() if self._publisher is not None else None,
+            uptime_s=time.monotonic() - self._started_at,
         )
+
+    def _unsent(self) -> int | None:
+        """This instance's alerts not yet acknowledged by the broker (None: store unreadable)."""
+        if self._engine is None:
+            return None
+        try:
+            return count_unsent(self._engine, instance=self._config.daemon.instance)
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
+            return None
 
     def run(self) -> int:
         """Start everything, serve until stopped, shut down cleanly. Returns the exit code."""
@@ -201,8 +220,8 @@ class Daemon:
 
     def _start(self) -> bool:
         """Start the stages in order; False when a stop signal came in before the last one."""
-        steps = (self._start_store, self._start_mqtt, self._start_detection, self._start_sources,
-                 self._start_retention)
+        steps = (self._start_store, self._start_metrics, self._start_mqtt, self._start_detection,
+                 self._start_sources, self._start_retention)
         for step in steps:
             if self._stop.is_set():
                 log.info("stop requested during start-up")
@@ -260,6 +279,16 @@ class Daemon:
                 "ended %d event(s) the previous run left open (end_reason restart)", len(ends)
             )
 
+    def _start_metrics(self) -> None:
+        metrics = self._config.metrics
+        if not metrics.enabled:
+            return
+        try:
+            self._metrics.start(metrics.host, metrics.port)
+        except OSError as exc:  # in use, or no address of this machine
+            raise OSError(exc.errno, f"metrics endpoint {metrics.host}:{metrics.port}: "
+                                     f"{exc.strerror or exc}") from None
+
     def _start_mqtt(self) -> None:
         config, engine, writer = self._config, self._engine, self._writer
         assert writer is not None
@@ -268,8 +297,12 @@ class Daemon:
             on_delivered=lambda mid: self._publisher.delivered(mid) if self._publisher else None,
             on_connection_change=self._connection_changed,
             instance=config.daemon.instance,
+            subscriptions=dict.fromkeys(self._inbox.subscriptions(), self._inbox.receive),
         )
         self._state = RetainedState(self._client, config.mqtt.prefix)
+        self._announcer = Announcer(self._state, config)
+        for camera in config.cameras:
+            self._announcer.camera(camera, detection_on=True)
         # Before "online": a crashed run's retained counts are replaced as soon as we connect,
         # not only once the detector has loaded.
         self._publish_empty_states()
@@ -285,13 +318,54 @@ class Daemon:
         self._publisher.start()
         self._state.start()
 
+    def _publish_snapshot(self, camera: str, jpeg: bytes) -> None:
+        if self._announcer is not None:
+            self._announcer.snapshot(camera, jpeg)
+
+    def _detected_slots(self) -> dict[str, LatestFrame]:
+        """The slots the detector takes frames from: every camera's but those switched off."""
+        return {k: v for k, v in self._slots.items() if k not in self._detection_off}
+
+    def _handle_commands(self) -> None:
+        for command in self._inbox.take():
+            if isinstance(command, HomeAssistantStarted):
+                log.info("Home Assistant (re)started: discovery and states sent again")
+                if self._announcer is not None:
+                    self._announcer.again()
+            elif command.camera in self._pipelines:
+                self._switch_detection(command.camera, command.on)
+
+    def _switch_detection(self, camera: str, on: bool) -> None:
+        if on:
+            self._detection_off.discard(camera)
+        else:
+            self._detection_off.add(camera)
+        if self._worker is not None:
+            self._worker.set_slots(self._detected_slots())
+        for source in self._sources:
+            if source.name == camera:
+                source.pause_detection(not on)
+        log.info("camera %s: detection %s", camera, "on" if on else "off")
+        if self._announcer is not None:
+            self._announcer.detection(camera, on)
+            self._announcer.status(camera, self._status_of(camera))
+
+    def _status_of(self, camera: str) -> str:
+        if camera in self._detection_off:
+            return STATUS_DISABLED
+        return self._health.statuses().get(camera, "offline")
+
     def _publish_empty_states(self) -> None:
+        """Zero counts, motion OFF and status offline: at start (replacing what a crashed run
+        left retained) and at a clean stop."""
         assert self._state is not None
         for camera in self._config.cameras:
             self._state.publish_state(empty_state(
                 camera.name, camera.labels, [z.name for z in camera.zones],
                 motion_known=self._config.motion.enabled,
             ))
+            if self._announcer is not None:
+                self._announcer.status(camera.name, "offline")
 
     def _connection_changed(self, connected: bool) -> None:
         """paho's network thread: back online, drain the outbox now rather than at the next
@@ -317,7 +391,8 @@ class Daemon:
 
         self._checkpoint = checkpoint
         self._snapshots = SnapshotWriter(
-            config.daemon.state_dir / "snapshots", config.events.snapshot_quality
+            config.daemon.state_dir / "snapshots", config.events.snapshot_quality,
+            on_encoded=self._publish_snapshot,
         )
         for camera in config.cameras:
             self._build_camera(camera)
@@ -326,6 +401,7 @@ class Daemon:
             detector,
             config.detector.regions,
             lambda camera, now: self._recent_tracks(camera, now, memory_s),
+            on_inference=self._metrics.observe_inference,
         )
         self._worker = InferenceWorker(
             self._regions, self._slots, self._route, self._tick, self._wake,
@@ -391,13 +467,7 @@ class Daemon:
         return detector
 
     def _unwatchable_labels(self, cameras: Sequence[CameraConfig]) -> str | None:
-        """A watched label the model cannot produce would watch nothing, silently."""
-        for camera in cameras:
-            if never := sorted(set(camera.labels) - self._detector_labels):
-                return (f"camera {camera.name}: labels {', '.join(map(repr, never))} are never "
-                        f"detected by {self._config.detector.model} (its labels: "
-                        f"{', '.join(sorted(self._detector_labels))})")
-        return None
+        return unwatchable_labels(cameras, self._detector_labels, self._config.detector.model)
 
     def _start_sources(self) -> None:
         # Process-wide, like torch's threads. Set after the detector has loaded: importing
@@ -410,6 +480,7 @@ class Daemon:
         source = CameraSource(camera, self._config.source, self._slots[camera.name],
                               motion=self._config.motion)
         log.info("camera %s: %s", camera.name, redact_url(camera.url))
+        source.pause_detection(camera.name in self._detection_off)  # a changed camera stays off
         source.start()
         self._sources.append(source)
 
@@ -455,15 +526,26 @@ class Daemon:
             log.error("config reload refused (the running config stays): %s", refused)
             return
         counts = {name: self._remove_camera(name) for name in plan.removed}
+        running = {camera.name: camera for camera in self._config.cameras}
         self._config = self._config.model_copy(update={"cameras": list(loaded.cameras)})
+        names = {camera.name for camera in loaded.cameras}
+        self._inbox.set_cameras(names)
+        self._detection_off &= names
+        for name in plan.removed:
+            # Cleared first; a changed camera's entities that remain are announced again below
+            # (the newest retained value of a topic wins).
+            if self._announcer is not None:
+                self._announcer.forget(running[name])
         for camera in plan.added:
             try:
                 self._build_camera(camera, counts.get(camera.name) or None)
             except StoreError as exc:  # its line counts unreadable: the database is away
                 log.error("config reload: camera %s not started: %s", camera.name, exc)
                 continue
-            self._worker.set_slots(self._slots)
+            self._worker.set_slots(self._detected_slots())
             self._start_source(camera)
+            if self._announcer is not None:
+                self._announcer.camera(camera, detection_on=camera.name not in self._detection_off)
         log.info("config reloaded: %d camera(s) started, %d stopped; watching %s",
                  len(plan.added), len(plan.removed), ", ".join(self._pipelines))
         self._notifier.notify(f"STATUS=watching {len(self._pipelines)} camera(s)")
@@ -480,7 +562,7 @@ class Daemon:
         self._sources = [s for s in self._sources if s.name != name]
         self._slots = {k: v for k, v in self._slots.items() if k != name}
         if self._worker is not None:
-            self._worker.set_slots(self._slots)
+            self._worker.set_slots(self._detected_slots())
         pipeline = self._pipelines.get(name)
         self._pipelines = {k: v for k, v in self._pipelines.items() if k != name}
         counts = pipeline.crossing_counts() if pipeline is not None else {}
@@ -511,6 +593,8 @@ class Daemon:
     def _serve(self) -> None:
         interval_s = self._ping_interval_s
         next_stats = time.monotonic() + _STATS_LOG_INTERVAL_S
+        stats_every_s = self._config.metrics.stats_interval_s
+        next_stats_topic = time.monotonic() + stats_every_s
         next_ping = time.monotonic() + interval_s
         while not self._stop.wait(min(interval_s, _RELOAD_POLL_S)):
             if self._reload_requested.is_set():
@@ -520,6 +604,11 @@ class Daemon:
                 except Exception as exc:  # noqa: BLE001 - a reload must never end the daemon
                     log.error("config reload failed part-way (%s); running cameras: %s",
                               redact(first_line(exc)), ", ".join(self._pipelines))
+            self._handle_commands()
+            self._check_cameras()
+            if stats_every_s > 0 and time.monotonic() >= next_stats_topic:
+                next_stats_topic = time.monotonic() + stats_every_s
+                self._publish_stats()
             if time.monotonic() < next_ping:
                 continue
             next_ping = time.monotonic() + interval_s
@@ -540,6 +629,35 @@ class Daemon:
                     log.error("%s; stopping", lost)
                     self._exit_code = 1
                     self._stop.set()
+
+    def _publish_stats(self) -> None:
+        if self._announcer is not None:
+            self._announcer.stats(self._stats_report.payload(self.stats(), self._unsent()))
+
+    def _check_cameras(self) -> None:
+        """Publish status changes; record camera_offline events (never blocking this loop: an
+        alert that finds the store queue full waits for the next check)."""
+        streaming = {s.name: s.stats().state == "streaming" for s in self._sources}
+        update = self._health.check(streaming, time.monotonic(), datetime.now(UTC))
+        for name, status in update.statuses.items():
+            log.info("camera %s: %s", name, status)
+            if self._announcer is not None:
+                self._announcer.status(name, self._status_of(name))
+        self._health_alerts.extend(update.alerts)
+        self._record_health_alerts(timeout_s=0.05)
+
+    def _record_health_alerts(self, timeout_s: float) -> None:
+        writer, prefix = self._writer, self._config.mqtt.prefix
+        while self._health_alerts and writer is not None:
+            alert = self._health_alerts[0]
+            try:
+                writer.record(alert, outbox_message(prefix, alert), timeout_s=timeout_s)
+            except TimeoutError:
+                return
+            except RuntimeError as exc:  # the writer has ended: the watchdog reports the rest
+                log.error("camera_offline event of %s not recorded: %s", alert.event.camera, exc)
+                return
+            self._health_alerts.pop(0)
 
     def _health_problem(self) -> str | None:
         worker = self._worker
@@ -624,6 +742,8 @@ class Daemon:
         if self._sink is not None:
             # END alerts must not wait forever for room in a full store queue (database away).
             self._sink.timeout_s = share(0.1)
+        self._health_alerts.extend(self._health.end_all(datetime.now(UTC)))
+        self._record_health_alerts(timeout_s=share(0.05))
         for pipeline in self._pipelines.values():
             # Safe while the worker is busy (see CameraPipeline); bounded in case it is stuck
             # inside this camera's processing.
@@ -652,4 +772,5 @@ class Daemon:
             self._writer.stop(max(0.1, deadline - time.monotonic()))
         if self._instance_lock is not None:
             self._instance_lock.release()
+        self._metrics.stop()
         log.info("stopped")

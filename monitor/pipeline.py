@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
@@ -22,6 +23,7 @@ from monitor.events.occupancy import Occupancy, StateSink
 from monitor.events.reviews import ReviewTracker
 from monitor.events.snapshot import SnapshotWriter
 from monitor.events.zones import Zone
+from monitor.observe.stats import PipelineStats
 from monitor.temporal.checkpoint import Checkpoint
 from monitor.temporal.deciders import BehaviourDecider, make_decider
 from monitor.track.bytetrack import ByteTracker
@@ -86,6 +88,9 @@ class CameraPipeline:
         self._sink = sink
         self.detections = 0
         self.alerts = 0
+        # The behaviour decider's time (the temporal model's, for decider "temporal").
+        self.behaviour_s = 0.0
+        self.behaviour_steps = 0
         self._lock = threading.Lock()
         self._closed = False
         self._without_snapshot: set[str] = set()  # open events whose snapshot write failed
@@ -111,6 +116,11 @@ class CameraPipeline:
                 if now_monotonic - seen > within_s:
                     del self._last_seen[track_id]
             return tuple(box for box, _ in self._last_seen.values())
+
+    def stats(self) -> PipelineStats:
+        with self._lock:
+            return PipelineStats(self.detections, self.alerts, self.behaviour_s,
+                                 self.behaviour_steps)
 
     def crossing_counts(self) -> dict[CrossingKey, int]:
         """The camera's line crossings so far (empty: no lines)."""
@@ -156,7 +166,11 @@ class CameraPipeline:
             if self.lifecycle.is_confirmed(t.track_id)
         ]
         frame = tracks.frame
+        started = time.perf_counter()
         verdicts = self._decider.step(seen, frame.width, frame.height)
+        if seen:
+            self.behaviour_s += time.perf_counter() - started
+            self.behaviour_steps += 1
         self._decider.forget(followed, frame.monotonic)
         return self.lifecycle.apply_verdicts(verdicts)
 

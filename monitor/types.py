@@ -138,6 +138,7 @@ class EventKind(str, enum.Enum):
     RUNNING = "running"
     CROWD = "crowd"
     LINE_CROSSING = "line_crossing"
+    CAMERA_OFFLINE = "camera_offline"
 
 
 class Direction(str, enum.Enum):
@@ -187,6 +188,8 @@ KIND_INFO: dict[EventKind, KindInfo] = {
                                  "a confirmed object of a watched label"),
     EventKind.INTRUSION: KindInfo(True, True, False, False, True, "#ff7f0e",
                                   "its foot point is inside a zone"),
+    EventKind.CAMERA_OFFLINE: KindInfo(False, False, False, False, False, "#000000",
+                                       "no frames from the camera for offline_event_s"),
 }
 
 
@@ -215,6 +218,7 @@ class EndReason(str, enum.Enum):
     RESTART = "restart"  # found open at start-up: the daemon had died without ending it
     DISPERSED = "dispersed"  # a crowd: fewer than min_objects in the zone for end_after_s
     CROSSED = "crossed"  # a line crossing is a moment: it ends as it starts
+    BACK_ONLINE = "back_online"  # a camera_offline event: frames came back
 
 
 @dataclass(frozen=True, slots=True)

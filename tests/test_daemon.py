@@ -7,12 +7,14 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +22,7 @@ from monitor.store import open_database
 from monitor.store.models import OutboxRow
 from monitor.store.queries import count_unsent, list_events, list_reviews
 from monitor.types import Event
-from tests.fixtures.broker import Broker, Subscriber
+from tests.fixtures.broker import Broker, Subscriber, free_port
 from tests.fixtures.rtsp import RtspServer
 from tests.support.daemon import DaemonProcess, write_config
 
@@ -56,6 +58,58 @@ def start_daemon(config: Path, tmp_path: Path) -> DaemonProcess:
     return daemon
 
 
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics and parse it: (sample name, sorted labels) -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text) for sample in family.samples
+    }
+
+
+def assert_metrics(
+    scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float], cameras: list[str],
+    events: Counter[tuple[str, str]],
+) -> None:
+    def value(name: str, **labels: str) -> float:
+        return scraped[(name, tuple(sorted(labels.items())))]
+
+    for camera in cameras:
+        read = value("monitor_camera_frames_read_total", camera=camera)
+        due = value("monitor_camera_frames_due_total", camera=camera)
+        assert read > due > 0 and value("monitor_camera_online", camera=camera) == 1.0
+        assert value("monitor_camera_frames_dropped_total", camera=camera) <= due
+        answered = sum(v for (n, labels), v in scraped.items()
+                       if n == "monitor_camera_frames_processed_total" and ("camera", camera) in labels)
+        assert 0 < answered <= due
+    calls = value("monitor_inference_seconds_count")
+    assert calls > 0 and 0 < value("monitor_inference_seconds_sum") / calls < 10
+    assert value("monitor_inference_seconds_bucket", le="+Inf") == calls
+    shapes = sum(v for (n, _), v in scraped.items() if n == "monitor_detector_inputs_total")
+    assert shapes == calls  # one input shape per detector call
+    # Scraped 5 s before the stop: what had started by then, never more than the store holds.
+    started = {(dict(labels)["camera"], dict(labels)["kind"]): v for (n, labels), v in
+               scraped.items() if n == "monitor_events_total"}
+    assert started and all(events[key] >= count for key, count in started.items()), started
+    assert value("monitor_store_queue_capacity") > 0
+    assert value("monitor_alerts_published_total") >= value("monitor_alerts_delivered_total") > 0
+    assert value("monitor_outbox_unsent") >= 0 and value("monitor_uptime_seconds") > 20
+
+
+def assert_stats_topic(messages: list[Any], cameras: list[str]) -> None:
+    stats = [json.loads(m.payload) for m in messages if m.topic == "monitor/stats"]
+    assert len(stats) >= 3, "one every stats_interval_s (5 s) over 30 s"
+    last = stats[-1]
+    assert last["detector"]["inference_ms"] > 0 and last["detector"]["frames_per_s"] > 0
+    assert last["alerts"]["failed"] == 0 and last["store"]["capacity"] > 0
+    for camera in cameras:
+        entry = last["cameras"][camera]
+        assert entry["status"] == "online" and entry["camera_fps"] > entry["detection_fps"] > 0
+
+
 def alerts(messages: list[Any], kind: str | None = None) -> list[dict[str, Any]]:
     out = []
     for message in messages:
@@ -84,11 +138,16 @@ def test_two_rtsp_cameras_end_to_end(
          "zones": [{"name": "path", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}]},
         {"name": "cam2", "url": rtsp_server.url("cam2"), "detect_fps": 2.0},
     ]
-    config = config_for(tmp_path, broker.port, cameras)
+    metrics_port = free_port()
+    config = config_for(tmp_path, broker.port, cameras,
+                        metrics={"enabled": True, "port": metrics_port, "stats_interval_s": 5.0})
     with Subscriber(broker.port, ["monitor/#"]) as subscriber:
         began = datetime.now(UTC)
         daemon = start_daemon(config, tmp_path)
-        time.sleep(30)
+        time.sleep(25)
+        # Prometheus' view, scraped over HTTP as Prometheus would, and the stats topic.
+        scraped = scrape(metrics_port)
+        time.sleep(5)
         rc = daemon.stop()
         ended = datetime.now(UTC)
         log = daemon.log
@@ -107,6 +166,9 @@ def test_two_rtsp_cameras_end_to_end(
             assert_sane(event, began, ended)
             assert event.snapshot and Path(event.snapshot).read_bytes()[:2] == b"\xff\xd8"
         assert count_unsent(engine) == 0
+
+        assert_metrics(scraped, ["cam1", "cam2"], by_camera)
+        assert_stats_topic(subscriber.messages, ["cam1", "cam2"])
 
         # A stationary object that never moved (vtest's yellow object) is recorded, not alerted.
         ids = {e.id for e in events if e.announced}
@@ -220,21 +282,31 @@ def test_broker_outages_lose_no_alert(
 def test_rtsp_server_restart_reconnects_and_events_resume(
     tmp_path: Path, rtsp_server: RtspServer, broker: Broker
 ) -> None:
+    # Also the camera's health: its retained status topic, and a camera_offline event once it
+    # has been offline for offline_event_s, ended when frames come back.
     cameras = [{"name": "gate", "url": rtsp_server.url("cam1"), "detect_fps": 3.0}]
-    config = config_for(tmp_path, broker.port, cameras)
+    config = config_for(tmp_path, broker.port, cameras, source={"offline_event_s": 2.0})
+    status_topic, offline_topic = "monitor/gate/status", "monitor/events/gate/camera_offline"
+    subscriber = Subscriber(broker.port, [status_topic, offline_topic]).start()
     daemon = start_daemon(config, tmp_path)
     engine = open_database(f"sqlite:///{tmp_path / 'events.db'}")
+
+    def statuses() -> list[str]:
+        return [m.payload for m in subscriber.messages if m.topic == status_topic]
+
     try:
         deadline = time.monotonic() + 40
         while not list_events(engine) and time.monotonic() < deadline:
             time.sleep(1)
         assert list_events(engine), "no event before the outage"
+        assert statuses()[-1:] == ["online"], statuses()
         threads_before = daemon.thread_count()
 
         log_mark = len(daemon.log)
         rtsp_server.stop()
         assert daemon.wait_for_log("WARNING", 15, after=log_mark), daemon.log[log_mark:]
-        time.sleep(4)  # a few failed reconnects
+        assert subscriber.wait_for(lambda _: statuses()[-1:] == ["offline"], 5), statuses()
+        time.sleep(4)  # a few failed reconnects; longer than offline_event_s
         restarted_at = datetime.now(UTC)
         rtsp_server.start()
 
@@ -246,10 +318,21 @@ def test_rtsp_server_restart_reconnects_and_events_resume(
         resumed = [e for e in list_events(engine) if e.start_time >= restarted_at]
         assert resumed, f"no event after the RTSP server came back:\n{daemon.log[log_mark:][-3000:]}"
         assert daemon.thread_count() <= threads_before, "threads leaked over a reconnect"
+        assert statuses()[-1:] == ["online"], statuses()
+        offline = [json.loads(m.payload) for m in subscriber.messages if m.topic == offline_topic]
+        assert [a["type"] for a in offline] == ["start", "end"], offline
+        assert offline[1]["end_reason"] == "back_online" and offline[0]["id"] == offline[1]["id"]
+        stored = [e for e in list_events(engine) if e.kind.value == "camera_offline"]
+        assert len(stored) == 1 and stored[0].end_time is not None
+        # It started when the camera went offline, not offline_event_s later.
+        assert stored[0].end_time - stored[0].start_time >= timedelta(seconds=4)
     finally:
         rc = daemon.stop()
+        stopped_offline = subscriber.wait_for(lambda _: statuses()[-1:] == ["offline"], 5)
+        subscriber.stop()
     assert rc == 0
     assert "Traceback" not in daemon.log
+    assert stopped_offline, f"a clean stop leaves the status offline: {statuses()}"
 
 
 def test_unreachable_camera_is_retried_not_fatal(tmp_path: Path, footage: Path, broker: Broker) -> None:

@@ -495,7 +495,7 @@ def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: 
         with Subscriber(broker.port, [topic]) as sub:
             assert sub.wait_for(lambda m: Received(topic, "online", True) in m, 2.0), sub.messages
             proc.send_signal(signal.SIGKILL)  # no DISCONNECT: the broker publishes the will
-            assert sub.wait_for(lambda m: m[-1][:2] == (topic, "offline"), 3.0), sub.messages
+            assert sub.wait_for(lambda m: (m[-1].topic, m[-1].payload) == (topic, "offline"), 3.0), sub.messages
     finally:
         proc.kill()
         proc.wait()

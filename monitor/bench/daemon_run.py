@@ -27,7 +27,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.bench.naive import TimelinePoint, decimate, machine_busy_s, percentile
 from monitor.config import Config, parse_config
-from monitor.daemon import Daemon, DaemonStats
+from monitor.daemon import Daemon
+from monitor.observe.stats import DaemonStats
 
 log = logging.getLogger(__name__)
 

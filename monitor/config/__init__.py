@@ -20,6 +20,8 @@ from monitor.config.schema import Config
 from monitor.config.service import (
     DaemonConfig,
     DatabaseConfig,
+    HomeAssistantConfig,
+    MetricsConfig,
     MqttConfig,
     RetentionConfig,
     SourceConfig,
@@ -28,7 +30,7 @@ from monitor.config.service import (
 
 __all__ = [
     "CameraConfig", "Config", "ConfigError", "CrowdConfig", "DaemonConfig", "DatabaseConfig",
-    "DetectorConfig", "EventsConfig", "LineConfig", "MotionConfig", "MqttConfig",
+    "DetectorConfig", "EventsConfig", "HomeAssistantConfig", "LineConfig", "MetricsConfig", "MotionConfig", "MqttConfig",
     "RegionsConfig", "RetentionConfig", "ReviewsConfig", "SourceConfig", "TemporalConfig",
     "TrackerConfig", "ZoneConfig", "default_instance", "load_config", "load_database_url",
     "parse_config", "printable",

@@ -14,6 +14,8 @@ from monitor.config.events import EventsConfig, ReviewsConfig, TemporalConfig
 from monitor.config.service import (
     DaemonConfig,
     DatabaseConfig,
+    HomeAssistantConfig,
+    MetricsConfig,
     MqttConfig,
     RetentionConfig,
     SourceConfig,
@@ -32,6 +34,8 @@ class Config(_Strict):
     motion: MotionConfig = Field(default_factory=MotionConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     cameras: Annotated[list[CameraConfig], Field(min_length=1)]
 
     @model_validator(mode="after")

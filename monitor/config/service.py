@@ -103,6 +103,30 @@ class DatabaseConfig(_Strict):
     )
 
 
+class HomeAssistantConfig(_Strict):
+    """Home Assistant MQTT discovery: entities appear in Home Assistant without YAML."""
+
+    enabled: bool = Field(True, description="Publish discovery configs (retained).")
+    discovery_prefix: str = Field(
+        "homeassistant", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Home Assistant's discovery prefix (its MQTT integration's setting).",
+    )
+
+
+class MetricsConfig(_Strict):
+    """Prometheus metrics over HTTP, and the ``{prefix}/stats`` topic."""
+
+    enabled: bool = Field(False, description="Serve Prometheus metrics on host:port/metrics.")
+    host: str = Field(
+        "127.0.0.1", min_length=1, max_length=253, pattern=r"^[^\s/@]+$",
+        description="Address the metrics endpoint listens on (0.0.0.0: every interface).",
+    )
+    port: int = Field(9178, ge=1, le=65535, description="Its TCP port.")
+    stats_interval_s: float = Field(
+        15.0, ge=0, le=3600, description="Publish {prefix}/stats this often (0: never)."
+    )
+
+
 class SourceConfig(_Strict):
     open_timeout_s: float = Field(5.0, gt=0, le=600, description="Bound on opening a stream.")
     read_timeout_s: float = Field(2.0, gt=0, le=600, description="Bound on one frame read.")
@@ -113,6 +137,10 @@ class SourceConfig(_Strict):
         5, ge=0, le=19, description="Capture threads run this much nicer than the inference "
         "thread (Linux): the runtime's threads work in lock-step, so a capture thread taking a "
         "core mid-inference stalls all of them; decoding can wait a few milliseconds.",
+    )
+    offline_event_s: float = Field(
+        60.0, ge=1, le=86_400, description="A camera without frames this long gets a "
+        "camera_offline event (its status topic says offline at once).",
     )
 
     @model_validator(mode="after")

@@ -139,6 +139,8 @@ class RegionDetector:
         config: the ``[detector.regions]`` section.
         recent_tracks: (camera, now) -> last boxes of that camera's tracks seen within
             ``track_memory_s`` (the pipelines know them).
+        on_inference: called after every detector call with its seconds and input shape
+            (batch, height, width), in the inference thread (the latency histogram).
     """
 
     def __init__(
@@ -146,8 +148,10 @@ class RegionDetector:
         detector: ImageDetector,
         config: RegionsConfig,
         recent_tracks: Callable[[str, float], Sequence[Box]],
+        on_inference: Callable[[float, tuple[int, int, int]], None] | None = None,
     ) -> None:
         self._detector = detector
+        self._on_inference = on_inference
         self._config = config
         self._recent_tracks = recent_tracks
         self._whole: Counter[str] = Counter()
@@ -218,8 +222,11 @@ class RegionDetector:
         height, width = images[0].shape[:2]
         started = time.perf_counter()
         results = self._detector.detect_images(images)
+        took_s = time.perf_counter() - started
+        if self._on_inference is not None:
+            self._on_inference(took_s, (len(images), height, width))
         with self._lock:
-            self._inference_s += time.perf_counter() - started
+            self._inference_s += took_s
             self._inputs[(len(images), height, width)] += 1
             self._pixels += len(images) * height * width
         return results

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -27,11 +28,16 @@ class SnapshotWriter:
     Args:
         root: the snapshot directory (created when missing).
         quality: JPEG quality 10..100.
+        on_encoded: called with (camera, JPEG bytes) of every snapshot, written to disk or not
+            (the retained ``{prefix}/{camera}/snapshot`` topic); must not block.
     """
 
-    def __init__(self, root: Path, quality: int) -> None:
+    def __init__(
+        self, root: Path, quality: int, on_encoded: Callable[[str, bytes], None] | None = None
+    ) -> None:
         self._root = root
         self._quality = quality
+        self._on_encoded = on_encoded
         self._lock = threading.Lock()  # one writer is shared by every camera's pipeline
         self._failed_in_a_row = 0
 
@@ -63,11 +69,14 @@ class SnapshotWriter:
         path = Path(event.snapshot)
         tmp = path.with_suffix(".tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
             if not ok:
                 raise OSError("JPEG encoding failed")
-            tmp.write_bytes(data.tobytes())
+            jpeg = data.tobytes()
+            if self._on_encoded is not None:
+                self._on_encoded(event.camera, jpeg)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(jpeg)
             os.replace(tmp, path)  # readers never see a half-written file
         except OSError as exc:
             with contextlib.suppress(OSError):

@@ -117,6 +117,7 @@ class SourceStats:
         reconnects: times frames resumed after a failure (open, read or stall).
         state: what the capture thread is doing now.
         last_frame_age_s: seconds since the newest frame was read; None before the first frame.
+        stalls: times the stream was reopened because no frame came for ``stall_timeout_s``.
     """
 
     frames_read: int
@@ -125,10 +126,16 @@ class SourceStats:
     reconnects: int
     state: SourceState
     last_frame_age_s: float | None
+    stalls: int = 0
 
 
 class _Lost(Exception):
     """The stream failed; ``str()`` is the one-line reason."""
+
+
+class _Stalled(_Lost):
+    """No frame for ``stall_timeout_s`` (counted apart: a stall is a camera or network that
+    hangs, where other failures refuse)."""
 
 
 class _End(enum.Enum):
@@ -230,6 +237,10 @@ class CameraSource:
         self._state: SourceState = "stopped"
         self._frames_read = 0
         self._reconnects = 0
+        self._stalls = 0
+        # Detection switched off over MQTT: frames are still read (status, motion), none is
+        # offered, so none is counted as dropped either.
+        self._detection_paused = False
         self._last_frame_at: float | None = None
         self._failed_since_frame = False
         self._delay_s = source.reconnect_initial_s
@@ -271,6 +282,10 @@ class CameraSource:
             return False
         return True
 
+    def pause_detection(self, paused: bool) -> None:
+        """Stop (or resume) offering frames for detection; the stream stays open."""
+        self._detection_paused = paused
+
     def is_alive(self) -> bool:
         """True while the capture thread runs: started and neither stopped nor at end of file."""
         thread = self._thread
@@ -282,7 +297,7 @@ class CameraSource:
         with self._lock:
             age = None if self._last_frame_at is None else time.monotonic() - self._last_frame_at
             return SourceStats(self._frames_read, self._frames_offered, dropped,
-                               self._reconnects, self._state, age)
+                               self._reconnects, self._state, age, self._stalls)
 
     def _set_state(self, state: SourceState) -> None:
         with self._lock:
@@ -315,6 +330,7 @@ class CameraSource:
         with self._lock:
             self._failed_since_frame = True
             self._state = "backoff"
+            self._stalls += isinstance(exc, _Stalled)
         log.warning("camera %s: %s (%s); retrying in %.3g s",
                     self.name, redact(reason), redact_url(self._camera.url), delay_s)
         if not self._stop.wait(delay_s):
@@ -357,7 +373,7 @@ class CameraSource:
             silent_s = now - waiting_since
             if silent_s > self._source.stall_timeout_s:
                 detail = f" ({unusable} unusable pictures)" if unusable else ""
-                raise _Lost(f"stalled: no frame for {silent_s:.1f} s{detail}")
+                raise _Stalled(f"stalled: no frame for {silent_s:.1f} s{detail}")
             if not ok:
                 if self._is_file and frames:
                     return _End.REWIND if self._camera.loop_file else _End.EOF
@@ -400,7 +416,7 @@ class CameraSource:
         motion = self._motion.update(image) if self._motion is not None else None
         self._motion_since = combine(self._motion_since, motion, first=self._nothing_since)
         self._nothing_since = False
-        if not self._cadence.due(now):
+        if not self._cadence.due(now) or self._detection_paused:
             return
         frame = Frame(self.name, index, image, datetime.now(UTC), now, self._motion_since)
         self._motion_since, self._nothing_since = None, True

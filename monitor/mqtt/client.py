@@ -21,7 +21,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -61,6 +61,9 @@ class MqttClient:
             Runs in paho's network thread: must not block or take locks held around publish().
         on_connection_change: called with True once the broker accepted us and acknowledged
             ``online``, and with False when the connection is lost. Runs in the network thread.
+        subscriptions: topic filter -> handler of ``(topic, payload)``, subscribed at QoS 1 after
+            every connect (commands, Home Assistant's birth message). Handlers run in the
+            network thread: they must hand the message over, not act on it.
 
     Example:
         >>> client = MqttClient(config.mqtt, on_delivered=outbox.delivered)  # doctest: +SKIP
@@ -76,8 +79,10 @@ class MqttClient:
         on_delivered: Callable[[int], None] | None = None,
         on_connection_change: Callable[[bool], None] | None = None,
         instance: str = LOCAL_INSTANCE,
+        subscriptions: Mapping[str, Callable[[str, bytes], None]] | None = None,
     ) -> None:
         self._config = config
+        self._subscriptions = dict(subscriptions or {})
         self._on_delivered = on_delivered
         self._on_connection_change = on_connection_change
         self._availability_topic = availability_topic(config.prefix, instance)
@@ -125,6 +130,7 @@ class MqttClient:
         client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         client.on_publish = self._handle_publish
+        client.on_message = self._handle_message
         return client
 
     @property
@@ -145,7 +151,9 @@ class MqttClient:
         self._client.connect_async(self._config.host, self._config.port, self._config.keepalive_s)
         self._client.loop_start()
 
-    def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False) -> int:
+    def publish(
+        self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False
+    ) -> int:
         """Hand one message to paho and return its mid.
 
         While disconnected paho keeps QoS 1 messages in memory and sends them, in order, after
@@ -212,6 +220,16 @@ class MqttClient:
         # from another thread before that would overtake them.
         info = client.publish(self._availability_topic, ONLINE, qos=1, retain=True)
         self._online_mid = info.mid
+        if self._subscriptions:  # a clean session: subscriptions are made again every time
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
+
+    def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        for topic_filter, handler in self._subscriptions.items():
+            if paho.topic_matches_sub(topic_filter, message.topic):
+                try:
+                    handler(message.topic, bytes(message.payload))
+                except Exception:  # an exception escaping here would kill paho's network thread
+                    log.exception("handler of %s failed", message.topic)
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         # paho calls this from inside its `except OSError:` block without passing the exception.

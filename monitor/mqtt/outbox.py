@@ -36,7 +36,9 @@ class MessageSink(Protocol):
     @property
     def is_connected(self) -> bool: ...
 
-    def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False) -> int:
+    def publish(
+        self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False
+    ) -> int:
         """Queue one message; return its mid. ValueError means it can never be published."""
         ...
 
@@ -55,11 +57,13 @@ class MarkSent(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OutboxStats:
-    """Counters since start: rows handed to paho, rows acknowledged, rows awaiting their ack."""
+    """Counters since start: rows handed to paho, rows acknowledged, rows awaiting their ack,
+    rows that could never be published (an invalid topic; logged and dropped)."""
 
     published: int
     delivered: int
     in_flight: int
+    dropped: int = 0
 
 
 class OutboxPublisher:
@@ -110,6 +114,7 @@ class OutboxPublisher:
         self._lock = threading.Lock()
         self._wake_generation = 0
         self._published = 0
+        self._dropped = 0
         self._delivered = 0
 
     # --- called from other threads ------------------------------------------------------------
@@ -133,7 +138,8 @@ class OutboxPublisher:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            return OutboxStats(self._published, self._delivered, self._published - self._delivered)
+            return OutboxStats(self._published, self._delivered, self._published - self._delivered,
+                               self._dropped)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -211,6 +217,8 @@ class OutboxPublisher:
             log.error("outbox row %d can never be published (%s); dropping it", row.id, exc)
             self._last_id = row.id
             self._unmarked.append(row.id)
+            with self._lock:
+                self._dropped += 1
             return True
         except Exception as exc:
             log.warning("publishing outbox row %d failed (%s); retrying", row.id, exc)

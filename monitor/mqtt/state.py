@@ -37,7 +37,7 @@ class RetainedState:
         self._prefix = prefix
         self._retry_s = retry_s
         self._cond = threading.Condition()
-        self._values: dict[str, str] = {}  # topic -> newest payload
+        self._values: dict[str, str | bytes] = {}  # topic -> newest payload
         self._dirty: dict[str, None] = {}  # topics whose newest value the broker has not had
         self._publishing = False  # a batch is being handed to the client
         self._stopping = False
@@ -50,6 +50,21 @@ class RetainedState:
                 if self._values.get(topic) != payload:
                     self._values[topic] = payload
                     self._dirty[topic] = None
+            self._cond.notify_all()
+
+    def publish_value(self, topic: str, payload: str | bytes) -> None:
+        """Take the newest value of one other retained topic (a camera's status, a snapshot, a
+        discovery config; an empty payload deletes the broker's retained copy)."""
+        with self._cond:
+            if self._values.get(topic) != payload:
+                self._values[topic] = payload
+                self._dirty[topic] = None
+                self._cond.notify_all()
+
+    def republish(self) -> None:
+        """Give the broker every value again (Home Assistant restarted and wants them)."""
+        with self._cond:
+            self._dirty = dict.fromkeys(self._values)
             self._cond.notify_all()
 
     def connection_changed(self, connected: bool) -> None:
@@ -101,7 +116,7 @@ class RetainedState:
                 if failed:
                     self._cond.wait(self._retry_s)
 
-    def _publish(self, batch: list[tuple[str, str]]) -> list[str]:
+    def _publish(self, batch: list[tuple[str, str | bytes]]) -> list[str]:
         """Publish outside the lock (paho calls back into the client under its own locks)."""
         failed: list[str] = []
         for topic, payload in batch:

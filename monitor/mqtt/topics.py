@@ -8,6 +8,7 @@ Topics:
     ``{prefix}/{camera}/{label}``          retained count of objects present (e.g. ``2``).
     ``{prefix}/{camera}/{zone}/{label}``   retained count of objects present in a zone.
     ``{prefix}/{camera}/motion``           retained ``ON`` / ``OFF``.
+    ``{prefix}/{camera}/status``           retained ``online`` / ``offline`` (frames arriving).
 
 Alert payload (JSON object, keys in this order)::
 
@@ -82,6 +83,12 @@ def count_topic(prefix: str, camera: str, label: str, zone: str | None = None) -
 def motion_topic(prefix: str, camera: str) -> str:
     """Retained ``ON``/``OFF``: something moved in front of the camera within the off delay."""
     return f"{prefix}/{_level(camera, 'camera')}/motion"
+
+
+def status_topic(prefix: str, camera: str) -> str:
+    """Retained ``online`` while the camera's frames arrive, ``offline`` otherwise (and after a
+    clean stop): ``{prefix}/{camera}/status``."""
+    return f"{prefix}/{_level(camera, 'camera')}/status"
 
 
 def state_messages(prefix: str, state: CameraState) -> list[tuple[str, str]]:

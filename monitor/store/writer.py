@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from monitor.store.db import in_chunks, masked_url
 from monitor.store.models import EventRow, OutboxRow, ReviewRow, require_utc, utcnow
 from monitor.store.queries import delete_sent_before
 from monitor.store.retention import RetentionStep, StepResult, apply_step
-from monitor.types import LOCAL_INSTANCE, Alert, OutboxMessage, Review, ReviewMessage
+from monitor.types import LOCAL_INSTANCE, Alert, AlertType, OutboxMessage, Review, ReviewMessage
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,23 @@ class _Retention:
 
 
 _Item = _Record | _ReviewRecord | _MarkSent | _MarksQueued | _Prune | _Retention
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Counters since start.
+
+    Attributes:
+        queued: items waiting for the writer thread now (of ``capacity``).
+        capacity: ``queue_size``.
+        events_started: (camera, kind) -> START alerts recorded.
+        committed: items committed (or dropped as unwritable).
+    """
+
+    queued: int
+    capacity: int
+    events_started: dict[tuple[str, str], int]
+    committed: int
 
 
 class _Aborted(Exception):
@@ -144,6 +161,7 @@ class EventWriter:
         # Cutoff of the one prune waiting in the queue (None: no prune is queued).
         self._prune_cutoff: datetime | None = None
         self._marks_waiting: list[int] | None = None  # ids of the queued _MarksQueued
+        self._events_started: Counter[tuple[str, str]] = Counter()
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -180,6 +198,9 @@ class EventWriter:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"event {event.id} evidence is not JSON-serialisable: {exc}") from None
         self._put(lambda seq: _Record(seq, alert, message), timeout_s)
+        if alert.type is AlertType.START:
+            with self._cond:
+                self._events_started[(event.camera, event.kind.value)] += 1
 
     def record_review(
         self, message: ReviewMessage, outbox: OutboxMessage, *, timeout_s: float | None = None
@@ -306,6 +327,11 @@ class EventWriter:
                 lost,
                 self._name,
             )
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            return WriterStats(len(self._items), self._capacity, dict(self._events_started),
+                               self._done)
 
     def backlogged(self) -> bool:
         """True while the queue is full: the database is not keeping up (or is away)."""
