@@ -26,6 +26,8 @@ from monitor.redact import redact_url
 from monitor.types import EventKind, Severity
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from monitor.detect.yolo import YoloDetector
     from monitor.synth.settings import SynthSettings
 
@@ -99,6 +101,16 @@ def _row_limit(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"expected a whole number from 1 to {_MAX_ROWS}, got '{text}'"
         )
+    return value
+
+
+def _poll_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 3600:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"expected seconds from 0.1 to 3600, got '{text}'")
     return value
 
 
@@ -215,8 +227,12 @@ def cmd_events(args: argparse.Namespace) -> int:
         raise UsageError("events show needs an EVENT_ID")
     since = parse_time(args.since) if args.since else None
     until = parse_time(args.until) if args.until else None
+    if args.follow and (args.action == "show" or until is not None):
+        raise UsageError("--follow lists new events as they come: no 'show', no --until")
     engine = open_database_readonly(_existing_database_url(args))
     try:
+        if args.follow:
+            return _follow_events(engine, args, since)
         if args.action == "show":
             event = get_event(engine, args.event_id)
             if event is None:
@@ -229,6 +245,40 @@ def cmd_events(args: argparse.Namespace) -> int:
         engine.dispose()
     sys.stdout.write(report.render(events, args.format))
     return EXIT_OK
+
+
+# A row's created_at is stamped by the daemon's writer before its transaction commits: a slow
+# commit makes a row visible after later ones. Each poll looks back this far (ids already
+# printed are skipped), so such a row is printed late, never missed.
+_FOLLOW_OVERLAP = timedelta(seconds=30)
+
+
+def _follow_events(engine: Engine, args: argparse.Namespace, since: datetime | None) -> int:
+    """Print events as they are recorded (oldest first), polling every ``--interval`` seconds,
+    until Ctrl-C or SIGTERM. With ``--since``, events recorded from then on come first."""
+    import time
+
+    from monitor.events import report
+    from monitor.store.queries import events_recorded_since
+
+    start = since or datetime.now(UTC)
+    cursor = start
+    printed: dict[str, datetime] = {}  # id -> recorded at, for the overlap window only
+    first = True
+    while True:
+        rows = events_recorded_since(engine, cursor - _FOLLOW_OVERLAP, camera=args.camera,
+                                     kind=args.kind, limit=10_000)
+        new = [(at, e) for at, e in rows if e.id not in printed and at >= start]
+        if new or first:
+            sys.stdout.write(report.render_followed([e for _, e in new], args.format, first=first))
+            sys.stdout.flush()
+        first = False
+        for at, event in new:
+            printed[event.id] = at
+        if rows:
+            cursor = max(cursor, max(at for at, _ in rows))
+        printed = {i: at for i, at in printed.items() if at >= cursor - 2 * _FOLLOW_OVERLAP}
+        time.sleep(args.interval)
 
 
 def cmd_reviews(args: argparse.Namespace) -> int:
@@ -603,6 +653,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="List events newest first, or show one event with its evidence.",
     )
     _listing_options(events, "event", "--kind", [kind.value for kind in EventKind])
+    events.add_argument("--follow", "-f", action="store_true",
+                        help="keep running: print each new event as it is recorded")
+    events.add_argument("--interval", type=_poll_interval, default=1.0, metavar="SECONDS",
+                        help="how often --follow looks (default 1)")
     events.set_defaults(func=cmd_events)
 
     reviews = commands.add_parser(

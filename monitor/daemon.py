@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 import cv2
+import numpy as np
 from sqlalchemy import Engine
 
 from monitor.config import CameraConfig, Config, ConfigError, load_config
@@ -42,10 +43,10 @@ from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.commands import CommandInbox, HomeAssistantStarted
 from monitor.mqtt.announce import Announcer
 from monitor.mqtt.homeassistant import STATUS_DISABLED
-from monitor.mqtt.topics import outbox_message, review_outbox_message
+from monitor.mqtt.topics import outbox_message
 from monitor.observe.metrics import MetricsServer
 from monitor.observe.stats import DaemonStats
-from monitor.observe.stats_topic import StatsReport
+from monitor.observe.stats_topic import StatsReport, StatsThread
 from monitor.mqtt.state import RetainedState
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.redact import redact, redact_url
@@ -55,54 +56,19 @@ from monitor.store import (
     EventWriter, RetentionCleaner, StoreError, claim_unowned_messages, count_unsent, open_database,
 )
 from monitor.store.lock import InstanceLock
+from monitor.store.sink import StoreSink
 from monitor.store.queries import (
     crossing_counts, get_event, open_events, open_reviews, pending_messages,
 )
 from monitor.temporal.checkpoint import Checkpoint
 from monitor.temporal.deciders import load_configured_checkpoint
-from monitor.types import Alert, Box, Detections, ReviewMessage
+from monitor.types import Alert, Box, Detections
 
 log = logging.getLogger(__name__)
 
 _STATS_LOG_INTERVAL_S = 60.0
 _RELOAD_POLL_S = 0.5  # how soon the main loop acts on SIGHUP
-
-
-class _StoreSink:
-    """Every alert goes to the store together with its outbox message, in one transaction.
-
-    While running, a full store queue blocks the pipeline (back-pressure, nothing dropped). At
-    shutdown ``timeout_s`` bounds that wait, so a database that is away cannot hang the stop.
-    """
-
-    def __init__(self, writer: EventWriter, prefix: str) -> None:
-        self._writer = writer
-        self._prefix = prefix
-        self.timeout_s: float | None = None
-
-    def emit(self, alert: Alert) -> None:
-        # An unannounced event (an object that never moved) and a record-only refresh are
-        # stored, never published.
-        publish = alert.event.announced and not alert.record_only
-        message = outbox_message(self._prefix, alert) if publish else None
-        try:
-            self._writer.record(alert, message, timeout_s=self.timeout_s)
-        except TimeoutError:
-            log.warning(
-                "store queue full at shutdown: %s of event %s not recorded (the event stays open)",
-                alert.type.value,
-                alert.event.id,
-            )
-
-    def emit_review(self, message: ReviewMessage) -> None:
-        outbox = review_outbox_message(self._prefix, message)
-        try:
-            self._writer.record_review(message, outbox, timeout_s=self.timeout_s)
-        except TimeoutError:
-            log.warning(
-                "store queue full at shutdown: %s of review %s not recorded",
-                message.type.value, message.review.id,
-            )
+_UNSENT_COUNT_INTERVAL_S = 15.0  # the metrics' outbox depth, when no stats topic is published
 
 
 class Daemon:
@@ -124,7 +90,7 @@ class Daemon:
         self._sources: list[CameraSource] = []
         self._pipelines: dict[str, CameraPipeline] = {}
         self._slots: dict[str, LatestFrame] = {}
-        self._sink: _StoreSink | None = None
+        self._sink: StoreSink | None = None
         self._worker: InferenceWorker | None = None
         self._writer: EventWriter | None = None
         self._cleaner: RetentionCleaner | None = None
@@ -137,8 +103,12 @@ class Daemon:
         self._started_at = time.monotonic()
         # The registry exists from the start (the inference thread observes its histogram);
         # the HTTP endpoint only with [metrics] enabled.
-        self._metrics = MetricsServer(self.stats, self._unsent)
-        self._stats_report = StatsReport(config.daemon.instance)
+        self._engine: Engine | None = None
+        self._stats_thread = StatsThread(
+            self.stats, self._count_unsent, self._publish_stats, StatsReport(config.daemon.instance),
+            config.metrics.stats_interval_s or _UNSENT_COUNT_INTERVAL_S,
+        )
+        self._metrics = MetricsServer(self.stats, lambda: self._stats_thread.unsent)
         home_assistant = config.homeassistant
         self._announcer: Announcer | None = None
         self._inbox = CommandInbox(
@@ -176,20 +146,33 @@ class Daemon:
         self._stop.set()
 
     def stats(self) -> DaemonStats:
-        """Counters of every stage; safe from any thread."""
+        """Counters of every stage; safe from any thread, never waiting for one (a pipeline
+        blocked on a full store queue, the database)."""
+        health = self._health.statuses()
         return DaemonStats(
             {source.name: source.stats() for source in self._sources},
             self._regions.stats() if self._regions is not None else None,
             self._worker.stats() if self._worker is not None else None,
             pipelines={name: p.stats() for name, p in self._pipelines.items()},
-            statuses={name: self._status_of(name) for name in self._health.statuses()},
+            statuses={name: self._status_of(name) for name in health},
+            streaming={name: status == "online" for name, status in health.items()},
             writer=self._writer.stats() if self._writer is not None else None,
             outbox=self._publisher.stats() if self._publisher is not None else None,
             uptime_s=time.monotonic() - self._started_at,
         )
 
-    def _unsent(self) -> int | None:
-        """This instance's alerts not yet acknowledged by the broker (None: store unreadable)."""
+    @property
+    def _db(self) -> Engine:
+        assert self._engine is not None, "the store is opened first"
+        return self._engine
+
+    def _publish_stats(self, payload: str) -> None:
+        if self._announcer is not None and self._config.metrics.stats_interval_s > 0:
+            self._announcer.stats(payload)
+
+    def _count_unsent(self) -> int | None:
+        """This instance's alerts not yet acknowledged by the broker (None: store unreadable).
+        Only the stats thread calls it: it is a query, which may wait for an absent database."""
         if self._engine is None:
             return None
         try:
@@ -257,20 +240,20 @@ class Daemon:
             instance=instance,
         )
         self._writer.start()
-        self._sink = _StoreSink(self._writer, config.mqtt.prefix)
+        self._sink = StoreSink(self._writer, config.mqtt.prefix)
         self._end_events_left_open()
 
     def _end_events_left_open(self) -> None:
         """End what a previous run that died left open (sent once MQTT is up, via the outbox)."""
         assert self._sink is not None
         cameras = [camera.name for camera in self._config.cameras]
-        ends = restart_ends(open_events(self._engine, cameras))
+        ends = restart_ends(open_events(self._db, cameras))
         for alert in ends:
             self._sink.emit(alert)
         review_ends = restart_review_ends(
-            open_reviews(self._engine, cameras),
+            open_reviews(self._db, cameras),
             {alert.event.id: alert.event for alert in ends},
-            lambda event_id: get_event(self._engine, event_id),
+            lambda event_id: get_event(self._db, event_id),
         )
         for message in review_ends:
             self._sink.emit_review(message)
@@ -290,7 +273,7 @@ class Daemon:
                                      f"{exc.strerror or exc}") from None
 
     def _start_mqtt(self) -> None:
-        config, engine, writer = self._config, self._engine, self._writer
+        config, engine, writer = self._config, self._db, self._writer
         assert writer is not None
         self._client = MqttClient(
             config.mqtt,
@@ -317,10 +300,11 @@ class Daemon:
         self._client.start()
         self._publisher.start()
         self._state.start()
+        self._stats_thread.start()
 
-    def _publish_snapshot(self, camera: str, jpeg: bytes) -> None:
+    def _publish_snapshot(self, camera: str, image: np.ndarray) -> None:
         if self._announcer is not None:
-            self._announcer.snapshot(camera, jpeg)
+            self._announcer.snapshot(camera, image)
 
     def _detected_slots(self) -> dict[str, LatestFrame]:
         """The slots the detector takes frames from: every camera's but those switched off."""
@@ -345,7 +329,11 @@ class Daemon:
         for source in self._sources:
             if source.name == camera:
                 source.pause_detection(not on)
-        log.info("camera %s: detection %s", camera, "on" if on else "off")
+        slot = self._slots.get(camera)
+        if slot is not None:
+            slot.take()  # a frame left from before the switch is stale when detection resumes
+        # A warning: anyone who may publish on the broker can blind a camera this way.
+        log.warning("camera %s: detection switched %s over MQTT", camera, "on" if on else "off")
         if self._announcer is not None:
             self._announcer.detection(camera, on)
             self._announcer.status(camera, self._status_of(camera))
@@ -392,7 +380,7 @@ class Daemon:
         self._checkpoint = checkpoint
         self._snapshots = SnapshotWriter(
             config.daemon.state_dir / "snapshots", config.events.snapshot_quality,
-            on_encoded=self._publish_snapshot,
+            on_drawn=self._publish_snapshot,
         )
         for camera in config.cameras:
             self._build_camera(camera)
@@ -420,7 +408,7 @@ class Daemon:
         """
         assert self._sink is not None and self._snapshots is not None
         if camera.lines and crossings is None:
-            crossings = crossing_counts(self._engine, camera.name)
+            crossings = crossing_counts(self._db, camera.name)
         elif not camera.lines:
             crossings = None
         pipeline = build_camera_pipeline(
@@ -489,7 +477,7 @@ class Daemon:
         # through the writer thread, which is running by now.
         assert self._writer is not None
         self._cleaner = RetentionCleaner(
-            self._config.retention, self._writer, self._engine,
+            self._config.retention, self._writer, self._db,
             self._config.daemon.state_dir / "snapshots",  # as the SnapshotWriter's root
         )
         self._cleaner.start()
@@ -531,11 +519,12 @@ class Daemon:
         names = {camera.name for camera in loaded.cameras}
         self._inbox.set_cameras(names)
         self._detection_off &= names
+        changed = {camera.name: camera for camera in plan.added}
         for name in plan.removed:
-            # Cleared first; a changed camera's entities that remain are announced again below
-            # (the newest retained value of a topic wins).
+            # A changed camera keeps the entities its new config still has (announced again
+            # below); only the others leave Home Assistant.
             if self._announcer is not None:
-                self._announcer.forget(running[name])
+                self._announcer.forget(running[name], keeping=changed.get(name))
         for camera in plan.added:
             try:
                 self._build_camera(camera, counts.get(camera.name) or None)
@@ -593,8 +582,6 @@ class Daemon:
     def _serve(self) -> None:
         interval_s = self._ping_interval_s
         next_stats = time.monotonic() + _STATS_LOG_INTERVAL_S
-        stats_every_s = self._config.metrics.stats_interval_s
-        next_stats_topic = time.monotonic() + stats_every_s
         next_ping = time.monotonic() + interval_s
         while not self._stop.wait(min(interval_s, _RELOAD_POLL_S)):
             if self._reload_requested.is_set():
@@ -606,9 +593,6 @@ class Daemon:
                               redact(first_line(exc)), ", ".join(self._pipelines))
             self._handle_commands()
             self._check_cameras()
-            if stats_every_s > 0 and time.monotonic() >= next_stats_topic:
-                next_stats_topic = time.monotonic() + stats_every_s
-                self._publish_stats()
             if time.monotonic() < next_ping:
                 continue
             next_ping = time.monotonic() + interval_s
@@ -629,10 +613,6 @@ class Daemon:
                     log.error("%s; stopping", lost)
                     self._exit_code = 1
                     self._stop.set()
-
-    def _publish_stats(self) -> None:
-        if self._announcer is not None:
-            self._announcer.stats(self._stats_report.payload(self.stats(), self._unsent()))
 
     def _check_cameras(self) -> None:
         """Publish status changes; record camera_offline events (never blocking this loop: an
@@ -656,6 +636,7 @@ class Daemon:
                 return
             except RuntimeError as exc:  # the writer has ended: the watchdog reports the rest
                 log.error("camera_offline event of %s not recorded: %s", alert.event.camera, exc)
+                self._health_alerts.clear()  # said once; they can never be recorded now
                 return
             self._health_alerts.pop(0)
 
@@ -759,6 +740,7 @@ class Daemon:
             if not self._publisher.flush(max(0.0, flush_s)):
                 log.info("broker did not take every alert before shutdown; they stay in the outbox")
             self._publisher.stop(share(0.05))
+        self._stats_thread.stop(share(0.02))
         if self._state is not None:
             # Nothing is watched any more: zero every count (the pipelines did, unless one was
             # stuck or never built), before "offline".

@@ -118,9 +118,10 @@ class CameraPipeline:
             return tuple(box for box, _ in self._last_seen.values())
 
     def stats(self) -> PipelineStats:
-        with self._lock:
-            return PipelineStats(self.detections, self.alerts, self.behaviour_s,
-                                 self.behaviour_steps)
+        # Without the lock: a pipeline blocked on a full store queue holds it, and the stats
+        # must still be read (each counter is one attribute read; they may be a frame apart).
+        return PipelineStats(self.detections, self.alerts, self.behaviour_s,
+                             self.behaviour_steps)
 
     def crossing_counts(self) -> dict[CrossingKey, int]:
         """The camera's line crossings so far (empty: no lines)."""

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import parse_config
-from monitor.daemon import _StoreSink
+from monitor.store.sink import StoreSink
 from monitor.events.snapshot import SnapshotWriter
 from monitor.pipeline import CameraPipeline, build_camera_pipeline
 from monitor.store import EventWriter, open_database
@@ -80,7 +80,7 @@ def test_a_full_disk_loses_no_event_and_recording_resumes(
     engine = open_database(config.database_url())
     writer = EventWriter(engine, retry_initial_s=0.05, retry_max_s=0.2)
     writer.start()
-    sink = _StoreSink(writer, "monitor")
+    sink = StoreSink(writer, "monitor")
     pipeline = build_camera_pipeline(
         config.cameras[0], config, sink, SnapshotWriter(small_disk / "snapshots", 85), None,
     )

@@ -102,6 +102,68 @@ def test_every_payload_is_valid_for_its_platform_and_unique() -> None:
     assert platforms.count("image") == 2 and platforms.count("switch") == 2
 
 
+def test_names_that_run_together_still_make_distinct_entities() -> None:
+    # Found in review: camera "garden" + zone "shed" and camera "garden_shed" both made
+    # "garden_shed_person_occupancy": one config overwrote the other.
+    config = parse_config({"cameras": [
+        {"name": "garden", "url": "rtsp://h/a",
+         "zones": [{"name": "shed", "polygon": [[0, 0], [1, 0], [1, 1]]}]},
+        {"name": "garden_shed", "url": "rtsp://h/b"},
+    ]})
+    discovery = Discovery(config)
+    topics = [t for camera in config.cameras for t in discovery.camera_messages(camera)]
+    ids = [json.loads(p)["unique_id"] for camera in config.cameras
+           for p in discovery.camera_messages(camera).values()]
+    assert len(topics) == len(set(topics)) and len(ids) == len(set(ids))
+
+
+def test_a_changed_camera_keeps_the_entities_it_still_has() -> None:
+    from monitor.mqtt.announce import Announcer
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.values: dict[str, str | bytes] = {}
+
+        def publish_value(self, topic: str, payload: str | bytes) -> None:
+            self.values[topic] = payload
+
+    before = config_with_everything()
+    after = parse_config({**before.model_dump(mode="json", exclude={"cameras"}), "cameras": [
+        {**before.cameras[0].model_dump(mode="json"), "lines": []},
+        before.cameras[1].model_dump(mode="json")]})
+    recorder = Recorder()
+    announcer = Announcer(recorder, before)  # type: ignore[arg-type]
+    announcer.camera(before.cameras[0], detection_on=True)
+    announcer.forget(before.cameras[0], keeping=after.cameras[0])
+    cleared = {t for t, v in recorder.values.items() if v == ""}
+    # Only what came with the line went: its counters and the line_crossing event entity.
+    assert cleared and all("_path_" in t or "line_crossing" in t for t in cleared), cleared
+    assert recorder.values["monitor/gate/detect"] == "ON"
+    announcer.forget(after.cameras[0])  # removed for good: everything of it goes
+    assert recorder.values["monitor/gate/status"] == "" and recorder.values["monitor/gate/detect"] == ""
+
+
+def test_commands_that_could_blind_a_camera_by_accident_are_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from monitor.mqtt.commands import CommandInbox, HomeAssistantStarted, SwitchDetection
+
+    inbox = CommandInbox("monitor", "homeassistant", {"gate"})
+    inbox.receive("monitor/gate/detect/set", b"OFF", retained=True)  # replayed at every connect
+    inbox.receive("monitor/gate/detect/set", b"x" * 10_000)
+    inbox.receive("monitor/gate/detect/set", b"maybe")
+    inbox.receive("monitor/gate/detect/set", b"maybe")
+    inbox.receive("monitor/yard/detect/set", b"OFF")
+    inbox.receive("homeassistant/status", b"offline")
+    assert inbox.take() == []
+    inbox.receive("monitor/gate/detect/set", b" off ")
+    inbox.receive("homeassistant/status", b"online")
+    assert inbox.take() == [SwitchDetection("gate", False), HomeAssistantStarted()]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings  # one per topic, however many messages
+    assert "retained command is ignored" in warnings[0] and "'yard'" in warnings[1]
+
+
 def test_a_camera_offers_only_the_kinds_it_can_raise() -> None:
     config = parse_config({"temporal": {"decider": "off"},
                            "cameras": [{"name": "yard", "url": "rtsp://127.0.0.1:8554/yard"}]})
@@ -137,7 +199,7 @@ def test_discovery_snapshot_and_the_detection_switch(
         assert subscriber.wait_for(lambda _: received("monitor/gate/snapshot"), 60), \
             "no snapshot published"
         assert received("monitor/gate/snapshot")[-1][:2] == b"\xff\xd8"  # a JPEG
-        assert subscriber.wait_for(lambda _: received("monitor/stats"), 10), "no stats"
+        assert subscriber.wait_for(lambda _: received("monitor/stats/nvr"), 10), "no stats"
         found = configs()
         for topic, payload in found.items():
             check_payload(topic, payload)
@@ -155,9 +217,9 @@ def test_discovery_snapshot_and_the_detection_switch(
         assert subscriber.wait_for(lambda _: received("monitor/gate/detect")[-1:] == [b"OFF"], 5)
         assert received("monitor/gate/status")[-1:] == [b"disabled"]
         time.sleep(3)
-        mark = len(received("monitor/stats"))
-        assert subscriber.wait_for(lambda _: len(received("monitor/stats")) >= mark + 2, 5)
-        stats = [json.loads(p) for p in received("monitor/stats")[mark:]]
+        mark = len(received("monitor/stats/nvr"))
+        assert subscriber.wait_for(lambda _: len(received("monitor/stats/nvr")) >= mark + 2, 5)
+        stats = [json.loads(p) for p in received("monitor/stats/nvr")[mark:]]
         assert all(s["cameras"]["gate"]["detection_fps"] == 0 for s in stats), stats
         assert all(s["cameras"]["gate"]["status"] == "disabled" for s in stats), stats
 
@@ -165,10 +227,10 @@ def test_discovery_snapshot_and_the_detection_switch(
                             port=broker.port, qos=1)
         assert subscriber.wait_for(lambda _: received("monitor/gate/detect")[-1:] == [b"ON"], 5)
         assert received("monitor/gate/status")[-1:] == [b"online"]
-        mark = len(received("monitor/stats"))
+        mark = len(received("monitor/stats/nvr"))
         assert subscriber.wait_for(lambda _: any(
             json.loads(p)["cameras"]["gate"]["detection_fps"] > 0
-            for p in received("monitor/stats")[mark:]), 10)
+            for p in received("monitor/stats/nvr")[mark:]), 10)
 
         # Nonsense is ignored (logged), and Home Assistant's birth message re-sends discovery.
         mqtt_publish.single("monitor/gate/detect/set", "maybe", hostname="127.0.0.1",

@@ -34,6 +34,7 @@ def snapshot(scale: int, uptime_s: float) -> DaemonStats:
                            last_batch_ms=100.0),
         pipelines={"gate": PipelineStats(5 * scale, scale, 0.002 * scale, scale)},
         statuses={"gate": "online", "yard": "offline"},
+        streaming={"gate": True, "yard": False},
         writer=WriterStats(queued=3, capacity=10_000,
                            events_started={("gate", "presence"): scale}, committed=scale),
         outbox=OutboxStats(published=scale, delivered=scale - 1, in_flight=1, dropped=0),
@@ -111,3 +112,17 @@ def test_stats_rates_are_over_the_interval() -> None:
     assert second["store"] == {"queued": 3, "capacity": 10_000, "unsent": 2}
     assert second["alerts"] == {"published": 30, "delivered": 29, "failed": 0}
     assert second["instance"] == "nvr"
+
+
+def test_the_grafana_dashboard_reads_metrics_that_exist() -> None:
+    import re
+    from pathlib import Path
+
+    dashboard = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "monitor.json"
+    exprs = [t["expr"] for panel in json.loads(dashboard.read_text())["panels"]
+             for t in panel["targets"]]
+    wanted = {name for expr in exprs for name in re.findall(r"monitor_[a-z_]+", expr)}
+    server = MetricsServer(lambda: snapshot(10, 60.0), lambda: 0)
+    server.observe_inference(0.3, (1, 640, 640))
+    exported = {name for name, _ in samples(server)}
+    assert wanted and wanted <= exported, wanted - exported

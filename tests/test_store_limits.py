@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.config import ConfigError, parse_config
-from monitor.daemon import _StoreSink
+from monitor.store.sink import StoreSink
 from monitor.events.snapshot import SnapshotWriter
 from monitor.pipeline import build_camera_pipeline
 from monitor.store import EventWriter, open_database
@@ -53,7 +53,7 @@ def test_every_name_at_its_longest_is_stored_and_queued_on_postgres(
     engine = open_database(postgres_url)
     writer = EventWriter(engine, retry_initial_s=0.05, retry_max_s=0.1)
     writer.start()
-    sink = _StoreSink(writer, config.mqtt.prefix)
+    sink = StoreSink(writer, config.mqtt.prefix)
     pipeline = build_camera_pipeline(
         camera, config, sink, SnapshotWriter(state_dir / "snapshots", 85), None, reviews=sink,
     )

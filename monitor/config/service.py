@@ -47,6 +47,10 @@ class MqttConfig(_Strict):
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
     reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="Cap of the reconnect backoff.")
     max_inflight: int = Field(20, ge=1, le=1000, description="Unacknowledged QoS 1 messages at once.")
+    snapshot_width: int = Field(
+        640, ge=0, le=7680, description="The newest event's picture on {prefix}/{camera}/snapshot "
+        "(retained JPEG), scaled down to this width; 0: not published.",
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -114,7 +118,7 @@ class HomeAssistantConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
-    """Prometheus metrics over HTTP, and the ``{prefix}/stats`` topic."""
+    """Prometheus metrics over HTTP, and the ``{prefix}/stats/{instance}`` topic."""
 
     enabled: bool = Field(False, description="Serve Prometheus metrics on host:port/metrics.")
     host: str = Field(
@@ -123,7 +127,8 @@ class MetricsConfig(_Strict):
     )
     port: int = Field(9178, ge=1, le=65535, description="Its TCP port.")
     stats_interval_s: float = Field(
-        15.0, ge=0, le=3600, description="Publish {prefix}/stats this often (0: never)."
+        15.0, ge=0, le=3600,
+        description="Publish {prefix}/stats/{instance} this often (0: never).",
     )
 
 

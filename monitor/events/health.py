@@ -2,7 +2,7 @@
 
 A camera is ``online`` while its capture thread is streaming frames; connecting, backing off
 after a failure, a file that ended: ``offline``. The status is published retained on
-``{prefix}/{camera}/status`` (Home Assistant's availability and connectivity sensors read it).
+``{prefix}/{camera}/status`` (Home Assistant's camera status sensor reads it).
 A camera offline for longer than ``[source] offline_event_s`` gets a ``camera_offline`` event,
 recorded and alerted through the outbox like any other, starting when the camera went offline
 and ending when frames come back (``back_online``) or at shutdown. Short reconnects (an RTSP
@@ -13,6 +13,7 @@ Pure logic: the daemon feeds it the sources' states and emits what it returns.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -61,6 +62,7 @@ class CameraHealth:
         self._offline_event_s = offline_event_s
         self._new_id = new_id
         self._cameras: dict[str, _Camera] = {}
+        self._lock = threading.Lock()  # statuses() is read by scrapes and the stats thread
 
     def check(self, streaming: Mapping[str, bool], now: float, wall: datetime) -> HealthUpdate:
         """Take every watched camera's state.
@@ -71,6 +73,10 @@ class CameraHealth:
             now: monotonic seconds.
             wall: the same moment in UTC.
         """
+        with self._lock:
+            return self._check(streaming, now, wall)
+
+    def _check(self, streaming: Mapping[str, bool], now: float, wall: datetime) -> HealthUpdate:
         statuses: dict[str, CameraStatus] = {}
         alerts: list[Alert] = []
         for name in [n for n in self._cameras if n not in streaming]:
@@ -96,15 +102,17 @@ class CameraHealth:
 
     def end_all(self, wall: datetime) -> list[Alert]:
         """END alerts for every open offline event (the daemon is stopping)."""
-        alerts = [self._end(c.event, wall, EndReason.SHUTDOWN)
-                  for c in self._cameras.values() if c.event is not None]
-        for camera in self._cameras.values():
-            camera.event = None
-        return alerts
+        with self._lock:
+            alerts = [self._end(c.event, wall, EndReason.SHUTDOWN)
+                      for c in self._cameras.values() if c.event is not None]
+            for camera in self._cameras.values():
+                camera.event = None
+            return alerts
 
     def statuses(self) -> dict[str, CameraStatus]:
-        """Every camera's current status (for a re-publish after a broker reconnect)."""
-        return {n: c.status for n, c in self._cameras.items() if c.status is not None}
+        """Every camera's current status (any thread)."""
+        with self._lock:
+            return {n: c.status for n, c in self._cameras.items() if c.status is not None}
 
     def _start(self, camera: str, since: datetime, wall: datetime) -> Event:
         return Event(

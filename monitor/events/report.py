@@ -18,7 +18,7 @@ from monitor.types import Event, Review
 COLUMNS = (
     "id", "camera", "kind", "label", "track_id", "start_time", "end_time", "end_reason",
     "score", "seen_score", "seen_at", "box", "zone", "zones", "dwell_s", "stationary",
-    "announced", "direction", "seq", "snapshot", "operator_label",
+    "announced", "direction", "seq", "snapshot", "operator_label", "evidence",
 )
 
 
@@ -72,19 +72,21 @@ def _csv_cell(value: object) -> str:
     starting with = + - @ TAB or CR (or their full-width forms) gets a leading single quote; a
     plain number such as -3 stays a number. A list is space-separated, None empty."""
     text = (" ".join(str(v) for v in value) if isinstance(value, list)
+            else json.dumps(value, separators=(",", ":")) if isinstance(value, dict)
             else "" if value is None else str(value))
     if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
         return "'" + text
     return text
 
 
-def _csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+def _csv(columns: Sequence[str], rows: Sequence[dict[str, Any]], *, header: bool = True) -> str:
     """A header, then one row per dict, every cell made safe by ``_csv_cell``."""
     out = io.StringIO()
     # csv's own \r\n row end (RFC 4180): then a cell holding a CR is quoted as well as one
     # holding a LF, and reads back whole.
     writer = csv.writer(out)
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
     writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
     return out.getvalue()
 
@@ -113,19 +115,35 @@ def _note(event: Event) -> str:
     return "; ".join(notes) or "-"
 
 
+_TABLE_HEADER = ("START (UTC)", "DURATION", "CAMERA", "KIND", "LABEL", "TRACK", "SCORE", "ZONE",
+                 "ID", "NOTE")
+
+
+def _row(e: Event) -> tuple[str, ...]:
+    duration = f"{(e.end_time - e.start_time).total_seconds():.1f}s" if e.end_time else "open"
+    return (
+        e.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, e.camera, e.kind.value, e.label,
+        "-" if e.track_id is None else str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id,
+        _note(e),
+    )
+
+
 def _table(events: Sequence[Event]) -> str:
     if not events:
         return "no events\n"
-    header = ("START (UTC)", "DURATION", "CAMERA", "KIND", "LABEL", "TRACK", "SCORE", "ZONE", "ID",
-              "NOTE")
-    rows = [header]
-    for e in events:
-        duration = f"{(e.end_time - e.start_time).total_seconds():.1f}s" if e.end_time else "open"
-        rows.append((
-            e.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, e.camera, e.kind.value,
-            e.label, "-" if e.track_id is None else str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id, _note(e),
-        ))
-    return _aligned(rows)
+    return _aligned([_TABLE_HEADER, *(_row(e) for e in events)])
+
+
+def render_followed(events: Sequence[Event], fmt: str, *, first: bool) -> str:
+    """Events as ``monitor events --follow`` prints them, a line each as they are recorded:
+    JSON Lines for ``json``; CSV with its header only ``first``; table rows two spaces apart
+    (columns cannot be aligned with rows yet to come)."""
+    if fmt == "json":
+        return "".join(json.dumps(as_dict(e)) + "\n" for e in events)
+    if fmt == "csv":
+        return _csv(COLUMNS, [as_dict(e) for e in events], header=first) if events or first else ""
+    rows = [_TABLE_HEADER] if first else []
+    return "".join("  ".join(row) + "\n" for row in [*rows, *(_row(e) for e in events)])
 
 
 def render_one(event: Event) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from monitor.types import Event, Frame
 
@@ -28,16 +29,17 @@ class SnapshotWriter:
     Args:
         root: the snapshot directory (created when missing).
         quality: JPEG quality 10..100.
-        on_encoded: called with (camera, JPEG bytes) of every snapshot, written to disk or not
-            (the retained ``{prefix}/{camera}/snapshot`` topic); must not block.
+        on_drawn: called with (camera, the picture with its box) of every snapshot, written to
+            disk or not (the retained ``{prefix}/{camera}/snapshot`` topic); must not block.
     """
 
     def __init__(
-        self, root: Path, quality: int, on_encoded: Callable[[str, bytes], None] | None = None
+        self, root: Path, quality: int,
+        on_drawn: Callable[[str, np.ndarray], None] | None = None,
     ) -> None:
         self._root = root
         self._quality = quality
-        self._on_encoded = on_encoded
+        self._on_drawn = on_drawn
         self._lock = threading.Lock()  # one writer is shared by every camera's pipeline
         self._failed_in_a_row = 0
 
@@ -73,8 +75,8 @@ class SnapshotWriter:
             if not ok:
                 raise OSError("JPEG encoding failed")
             jpeg = data.tobytes()
-            if self._on_encoded is not None:
-                self._on_encoded(event.camera, jpeg)
+            if self._on_drawn is not None:
+                self._on_drawn(event.camera, image)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(jpeg)
             os.replace(tmp, path)  # readers never see a half-written file

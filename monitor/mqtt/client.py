@@ -61,9 +61,9 @@ class MqttClient:
             Runs in paho's network thread: must not block or take locks held around publish().
         on_connection_change: called with True once the broker accepted us and acknowledged
             ``online``, and with False when the connection is lost. Runs in the network thread.
-        subscriptions: topic filter -> handler of ``(topic, payload)``, subscribed at QoS 1 after
-            every connect (commands, Home Assistant's birth message). Handlers run in the
-            network thread: they must hand the message over, not act on it.
+        subscriptions: topic filter -> handler of ``(topic, payload, retained)``, subscribed at
+            QoS 1 after every connect (commands, Home Assistant's birth message). Handlers run
+            in the network thread: they must hand the message over, not act on it.
 
     Example:
         >>> client = MqttClient(config.mqtt, on_delivered=outbox.delivered)  # doctest: +SKIP
@@ -79,7 +79,7 @@ class MqttClient:
         on_delivered: Callable[[int], None] | None = None,
         on_connection_change: Callable[[bool], None] | None = None,
         instance: str = LOCAL_INSTANCE,
-        subscriptions: Mapping[str, Callable[[str, bytes], None]] | None = None,
+        subscriptions: Mapping[str, Callable[[str, bytes, bool], None]] | None = None,
     ) -> None:
         self._config = config
         self._subscriptions = dict(subscriptions or {})
@@ -227,7 +227,7 @@ class MqttClient:
         for topic_filter, handler in self._subscriptions.items():
             if paho.topic_matches_sub(topic_filter, message.topic):
                 try:
-                    handler(message.topic, bytes(message.payload))
+                    handler(message.topic, bytes(message.payload), bool(message.retain))
                 except Exception:  # an exception escaping here would kill paho's network thread
                     log.exception("handler of %s failed", message.topic)
 

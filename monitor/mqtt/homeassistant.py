@@ -17,11 +17,13 @@ version with MQTT discovery reads. Per camera:
 * diagnostics: the camera's status (``online``/``offline``/``disabled``) and its detection fps.
 
 The daemon's device has the detector's inference time and frames/s and the unsent alerts, all
-from ``{prefix}/stats``. Pure functions: the daemon publishes what they return, retained.
+from ``{prefix}/stats/{instance}``. Pure functions: the daemon publishes what they return,
+retained.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +44,11 @@ from monitor.types import AlertType, Direction, EventKind
 ON, OFF = "ON", "OFF"
 STATUS_DISABLED = "disabled"  # detection switched off (the camera may be streaming)
 BIRTH_PAYLOAD = "online"  # what Home Assistant publishes on {discovery_prefix}/status at start
+
+
+def _title(text: str) -> str:
+    """First letter up, the rest as written (zone names keep their capitals)."""
+    return text[:1].upper() + text[1:]
 
 
 def snapshot_topic(prefix: str, camera: str) -> str:
@@ -96,7 +103,7 @@ class Discovery:
     def daemon_messages(self) -> dict[str, str]:
         """Discovery topic -> config JSON of the daemon's own entities."""
         device = self._daemon_device()
-        stats = stats_topic(self._prefix)
+        stats = stats_topic(self._prefix, self._instance)
         entities = [
             ("sensor", "inference_ms", {
                 "name": "Inference time", "state_topic": stats, "unit_of_measurement": "ms",
@@ -121,7 +128,7 @@ class Discovery:
     def camera_messages(self, camera: CameraConfig) -> dict[str, str]:
         """Discovery topic -> config JSON of one camera's entities."""
         device = self._camera_device(camera)
-        return dict(self._message(component, f"{camera.name}_{object_id}", device, body)
+        return dict(self._message(component, object_id, device, body, camera=camera.name)
                     for component, object_id, body in self._camera_entities(camera))
 
     def _camera_entities(self, camera: CameraConfig) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -133,12 +140,12 @@ class Discovery:
                 key = f"{zone}_{label}" if zone else label
                 topic = count_topic(prefix, name, label, zone)
                 yield "binary_sensor", f"{key}_occupancy", {
-                    "name": f"{where}{label} occupancy".capitalize(), "state_topic": topic,
+                    "name": _title(f"{where}{label} occupancy"), "state_topic": topic,
                     "value_template": "{{ 'ON' if value | int(0) > 0 else 'OFF' }}",
                     "device_class": "occupancy",
                 }
                 yield "sensor", f"{key}_count", {
-                    "name": f"{where}{label} count".capitalize(), "state_topic": topic,
+                    "name": _title(f"{where}{label} count"), "state_topic": topic,
                     "state_class": "measurement", "value_template": "{{ value | int(0) }}",
                 }
         if self._config.motion.enabled:
@@ -148,19 +155,19 @@ class Discovery:
             }
         for kind in camera_kinds(camera, self._config):
             yield "event", f"{kind.value}_event", {
-                "name": kind.value.replace("_", " ").capitalize(),
+                "name": _title(kind.value.replace("_", " ")),
                 "state_topic": event_topic(prefix, name, kind),
                 "event_types": [t.value for t in AlertType],
-                # Home Assistant wants {"event_type": ...}; the alert says "type".
-                "value_template": '{"event_type": "{{ value_json.type }}", '
-                                  '"id": "{{ value_json.id }}", "label": "{{ value_json.label }}", '
-                                  '"zone": "{{ value_json.zone }}"}',
+                # Home Assistant wants {"event_type": ...}; the alert says "type". tojson
+                # keeps a null zone null (not the string "None").
+                "value_template": "{{ {'event_type': value_json.type, 'id': value_json.id, "
+                                  "'label': value_json.label, 'zone': value_json.zone} | tojson }}",
             }
         for line in camera.lines:
             for label in camera.labels:
                 for direction in Direction:
                     yield "sensor", f"{line.name}_{label}_{direction.value}", {
-                        "name": f"{line.name} {label} {direction.value}".capitalize(),
+                        "name": _title(f"{line.name} {label} {direction.value}"),
                         "state_topic": crossings_topic(prefix, name, line.name, label, direction),
                         "state_class": "total_increasing",
                     }
@@ -179,15 +186,23 @@ class Discovery:
             "entity_category": "diagnostic",
         }
         yield "sensor", "detection_fps", {
-            "name": "Detection frames per second", "state_topic": stats_topic(prefix),
+            "name": "Detection frames per second",
+            "state_topic": stats_topic(prefix, self._instance),
             "unit_of_measurement": "fps", "state_class": "measurement",
             "value_template": "{{ value_json.cameras['" + name + "'].detection_fps }}",
             "entity_category": "diagnostic",
         }
 
     def _message(
-        self, component: str, object_id: str, device: dict[str, Any], body: dict[str, Any]
+        self, component: str, object_id: str, device: dict[str, Any], body: dict[str, Any],
+        camera: str | None = None,
     ) -> tuple[str, str]:
+        # Names may hold "_": "garden" + zone "shed" and camera "garden_shed" would both make
+        # "garden_shed_person". A digest of the parts, kept apart, makes the id unique; the
+        # readable part is for people reading the broker.
+        parts = json.dumps([self._instance, camera, component, object_id])
+        digest = hashlib.sha256(parts.encode()).hexdigest()[:10]
+        object_id = f"{camera}_{object_id}_{digest}" if camera else f"{object_id}_{digest}"
         unique_id = f"{self._node}_{object_id}"
         payload = {
             **body, "unique_id": unique_id, "device": device,

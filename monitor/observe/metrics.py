@@ -80,8 +80,7 @@ class DaemonCollector(Collector):
             dropped.add_metric([name], source.frames_dropped)
             reconnects.add_metric([name], source.reconnects)
             stalls.add_metric([name], source.stalls)
-            online.add_metric([name], 0.0 if stats.statuses.get(name, "offline") == "offline"
-                              else 1.0)
+            online.add_metric([name], 1.0 if stats.streaming.get(name) else 0.0)
             if source.last_frame_age_s is not None:
                 age.add_metric([name], source.last_frame_age_s)
         yield from (read, offered, dropped, reconnects, stalls, online, age)

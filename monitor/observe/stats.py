@@ -1,5 +1,5 @@
-"""The daemon's counters at one moment: what the log line, ``/metrics``, ``{prefix}/stats`` and
-``monitor bench`` read. Every field is a copy; reading it takes no lock of a running stage."""
+"""The daemon's counters at one moment: what the log line, ``/metrics``,
+``{prefix}/stats/{instance}`` and ``monitor bench`` read. Every field is a copy; reading it takes no lock of a running stage."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class DaemonStats:
         pipelines: camera name -> its processing counters.
         statuses: camera name -> ``online``, ``offline`` or ``disabled`` (detection off), as
             published on ``{prefix}/{camera}/status``.
+        streaming: camera name -> its frames arrive (whether detection is on or off).
         writer: the store queue; None before start.
         outbox: the MQTT publisher; None before start.
         uptime_s: seconds since the daemon started.
@@ -50,6 +51,7 @@ class DaemonStats:
     worker: WorkerStats | None
     pipelines: dict[str, PipelineStats] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
+    streaming: dict[str, bool] = field(default_factory=dict)
     writer: WriterStats | None = None
     outbox: OutboxStats | None = None
     uptime_s: float = 0.0

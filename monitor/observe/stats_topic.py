@@ -1,5 +1,5 @@
-"""The ``{prefix}/stats`` payload: the essentials of ``/metrics`` as one retained JSON message,
-for subscribers without Prometheus (Home Assistant's diagnostic sensors read it)::
+"""The ``{prefix}/stats/{instance}`` payload: the essentials of ``/metrics`` as one retained
+JSON message, for subscribers without Prometheus (Home Assistant's diagnostic sensors read it)::
 
     {"instance": "nvr", "uptime_s": 3600.0, "interval_s": 15.0,
      "detector": {"inference_ms": 212.5, "frames_per_s": 6.1, "errors": 0},
@@ -16,14 +16,20 @@ Rates are over the interval since the previous message (the first: since start);
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from monitor.observe.stats import DaemonStats
 
+log = logging.getLogger(__name__)
 
-def stats_topic(prefix: str) -> str:
-    """Retained JSON of the daemon's essentials, every ``[metrics] stats_interval_s``."""
-    return f"{prefix}/stats"
+
+def stats_topic(prefix: str, instance: str) -> str:
+    """Retained JSON of one daemon's essentials, every ``[metrics] stats_interval_s``: one topic
+    per instance, as for availability (several daemons may share a broker)."""
+    return f"{prefix}/stats/{instance}"
 
 
 class StatsReport:
@@ -97,3 +103,50 @@ class StatsReport:
             "cameras": cameras,
         }
         return json.dumps(body, separators=(",", ":"))
+
+
+class StatsThread:
+    """Every ``interval_s``: counts this instance's unsent alerts and publishes the stats.
+
+    Its own thread, because counting is a store query, which a database that is away can hold
+    for many seconds: neither the main loop (the watchdog) nor a metrics scrape may wait for
+    it. Scrapes read the count this thread last made.
+
+    Args:
+        stats: the daemon's ``stats()``.
+        count_unsent: the store query (None: unreadable now).
+        publish: takes each payload (None: no ``{prefix}/stats/{instance}`` topic, counting only).
+        report: builds the payloads.
+        interval_s: the period.
+    """
+
+    def __init__(
+        self, stats: Callable[[], DaemonStats], count_unsent: Callable[[], int | None],
+        publish: Callable[[str], None] | None, report: StatsReport, interval_s: float,
+    ) -> None:
+        self._stats = stats
+        self._count_unsent = count_unsent
+        self._publish = publish
+        self._report = report
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.unsent: int | None = None  # the last count (one reference: read from any thread)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="monitor-stats", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.unsent = self._count_unsent()
+                if self._publish is not None:
+                    self._publish(self._report.payload(self._stats(), self.unsent))
+            except Exception:  # noqa: BLE001 - stats must never end the daemon
+                log.exception("stats not published")

@@ -126,7 +126,7 @@ class EventRow(Base):
     announced: Mapped[bool] = mapped_column(Boolean, server_default=true())
     # A line crossing's direction, "in" or "out" (counted per direction at start-up).
     direction: Mapped[str | None] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 

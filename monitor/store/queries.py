@@ -137,6 +137,38 @@ _Query = TypeVar("_Query", bound=Select[Any])
 _Open = TypeVar("_Open", EventRow, ReviewRow)
 
 
+def events_recorded_since(
+    engine: Engine,
+    recorded_since: datetime,
+    *,
+    camera: str | None = None,
+    kind: str | None = None,
+    limit: int = 1000,
+) -> list[tuple[datetime, Event]]:
+    """Events by when they were first recorded (``created_at``), oldest first, from
+    ``recorded_since`` on: what ``monitor events --follow`` polls. An event is recorded when it
+    is confirmed, which can be long after its ``start_time`` (a ``camera_offline`` event starts
+    when the camera went away), so following by ``start_time`` would miss some.
+
+    Returns:
+        (recorded at, event) pairs.
+
+    Raises:
+        StoreError: the database cannot be read.
+        ValueError: ``limit`` is out of range, or ``recorded_since`` is naive.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be from 1 to {MAX_LIMIT}, got {limit}")
+    query = select(EventRow).where(EventRow.created_at >= require_utc(recorded_since, "since"))
+    if camera is not None:
+        query = query.where(EventRow.camera == camera)
+    if kind is not None:
+        query = query.where(EventRow.kind == EventKind(kind).value)
+    query = query.order_by(EventRow.created_at, EventRow.id).limit(limit)
+    with _reading(engine, "events") as session:
+        return [(row.created_at, _to_event(row)) for row in session.scalars(query)]
+
+
 def _newest_first(
     query: _Query, table: type[EventRow] | type[ReviewRow], camera: str | None,
     since: datetime | None, until: datetime | None, limit: int,
