@@ -215,7 +215,9 @@ def test_discovery_snapshot_and_the_detection_switch(
         mqtt_publish.single("monitor/gate/detect/set", "OFF", hostname="127.0.0.1",
                             port=broker.port, qos=1)
         assert subscriber.wait_for(lambda _: received("monitor/gate/detect")[-1:] == [b"OFF"], 5)
-        assert received("monitor/gate/status")[-1:] == [b"disabled"]
+        # The status follows the switch's state in the next message: wait for it too.
+        assert subscriber.wait_for(
+            lambda _: received("monitor/gate/status")[-1:] == [b"disabled"], 5)
         time.sleep(3)
         mark = len(received("monitor/stats/nvr"))
         assert subscriber.wait_for(lambda _: len(received("monitor/stats/nvr")) >= mark + 2, 5)
@@ -226,7 +228,8 @@ def test_discovery_snapshot_and_the_detection_switch(
         mqtt_publish.single("monitor/gate/detect/set", "on", hostname="127.0.0.1",
                             port=broker.port, qos=1)
         assert subscriber.wait_for(lambda _: received("monitor/gate/detect")[-1:] == [b"ON"], 5)
-        assert received("monitor/gate/status")[-1:] == [b"online"]
+        assert subscriber.wait_for(
+            lambda _: received("monitor/gate/status")[-1:] == [b"online"], 5)
         mark = len(received("monitor/stats/nvr"))
         assert subscriber.wait_for(lambda _: any(
             json.loads(p)["cameras"]["gate"]["detection_fps"] > 0
