@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -43,7 +43,6 @@ from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.commands import CommandInbox, HomeAssistantStarted
 from monitor.mqtt.announce import Announcer
 from monitor.mqtt.homeassistant import STATUS_DISABLED
-from monitor.mqtt.topics import outbox_message
 from monitor.observe.metrics import MetricsServer
 from monitor.observe.stats import DaemonStats
 from monitor.observe.stats_topic import StatsReport, StatsThread
@@ -154,7 +153,7 @@ class Daemon:
             self._regions.stats() if self._regions is not None else None,
             self._worker.stats() if self._worker is not None else None,
             pipelines={name: p.stats() for name, p in self._pipelines.items()},
-            statuses={name: self._status_of(name) for name in health},
+            statuses={name: self._status_of(name, health) for name in health},
             streaming={name: status == "online" for name, status in health.items()},
             writer=self._writer.stats() if self._writer is not None else None,
             outbox=self._publisher.stats() if self._publisher is not None else None,
@@ -306,10 +305,6 @@ class Daemon:
         if self._announcer is not None:
             self._announcer.snapshot(camera, image)
 
-    def _detected_slots(self) -> dict[str, LatestFrame]:
-        """The slots the detector takes frames from: every camera's but those switched off."""
-        return {k: v for k, v in self._slots.items() if k not in self._detection_off}
-
     def _handle_commands(self) -> None:
         for command in self._inbox.take():
             if isinstance(command, HomeAssistantStarted):
@@ -324,24 +319,25 @@ class Daemon:
             self._detection_off.discard(camera)
         else:
             self._detection_off.add(camera)
-        if self._worker is not None:
-            self._worker.set_slots(self._detected_slots())
+        # The source stops offering frames; the one it may have left in the slot goes too.
         for source in self._sources:
             if source.name == camera:
                 source.pause_detection(not on)
         slot = self._slots.get(camera)
         if slot is not None:
-            slot.take()  # a frame left from before the switch is stale when detection resumes
+            slot.take()
         # A warning: anyone who may publish on the broker can blind a camera this way.
         log.warning("camera %s: detection switched %s over MQTT", camera, "on" if on else "off")
         if self._announcer is not None:
             self._announcer.detection(camera, on)
             self._announcer.status(camera, self._status_of(camera))
 
-    def _status_of(self, camera: str) -> str:
+    def _status_of(self, camera: str, health: Mapping[str, str] | None = None) -> str:
+        """What ``{prefix}/{camera}/status`` says (``health``: ``CameraHealth.statuses()``,
+        when the caller has it already)."""
         if camera in self._detection_off:
             return STATUS_DISABLED
-        return self._health.statuses().get(camera, "offline")
+        return (self._health.statuses() if health is None else health).get(camera, "offline")
 
     def _publish_empty_states(self) -> None:
         """Zero counts, motion OFF and status offline: at start (replacing what a crashed run
@@ -531,7 +527,7 @@ class Daemon:
             except StoreError as exc:  # its line counts unreadable: the database is away
                 log.error("config reload: camera %s not started: %s", camera.name, exc)
                 continue
-            self._worker.set_slots(self._detected_slots())
+            self._worker.set_slots(self._slots)
             self._start_source(camera)
             if self._announcer is not None:
                 self._announcer.camera(camera, detection_on=camera.name not in self._detection_off)
@@ -551,7 +547,7 @@ class Daemon:
         self._sources = [s for s in self._sources if s.name != name]
         self._slots = {k: v for k, v in self._slots.items() if k != name}
         if self._worker is not None:
-            self._worker.set_slots(self._detected_slots())
+            self._worker.set_slots(self._slots)
         pipeline = self._pipelines.get(name)
         self._pipelines = {k: v for k, v in self._pipelines.items() if k != name}
         counts = pipeline.crossing_counts() if pipeline is not None else {}
@@ -627,13 +623,11 @@ class Daemon:
         self._record_health_alerts(timeout_s=0.05)
 
     def _record_health_alerts(self, timeout_s: float) -> None:
-        writer, prefix = self._writer, self._config.mqtt.prefix
-        while self._health_alerts and writer is not None:
+        while self._health_alerts and self._sink is not None:
             alert = self._health_alerts[0]
             try:
-                writer.record(alert, outbox_message(prefix, alert), timeout_s=timeout_s)
-            except TimeoutError:
-                return
+                if not self._sink.offer(alert, timeout_s):
+                    return
             except RuntimeError as exc:  # the writer has ended: the watchdog reports the rest
                 log.error("camera_offline event of %s not recorded: %s", alert.event.camera, exc)
                 self._health_alerts.clear()  # said once; they can never be recorded now

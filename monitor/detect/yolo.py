@@ -167,11 +167,22 @@ def model_class_names(source: str, sha256: str) -> tuple[str, ...]:
     Raises:
         DetectorError: the file cannot be loaded as a YOLO model.
     """
+    return tuple(_load_yolo(source, source)[1].values())
+
+
+def _load_yolo(source: str, named: str) -> tuple[Any, dict[int, str]]:
+    """The ultralytics model of ``source``, through the allow-listed loader, and its classes.
+
+    Raises:
+        DetectorError: it cannot be loaded (``named``: the model as the operator wrote it).
+    """
     YOLO = safe_yolo_class()  # noqa: N806 (a class)
     try:
-        return tuple(dict(YOLO(source, task="detect").names).values())
+        model = YOLO(source, task="detect")
+        # An exported model loads on first use: reading its classes is what fails for a bad file.
+        return model, dict(model.names)
     except Exception as exc:  # ultralytics raises many types for a bad file
-        raise DetectorError(f"detector.model '{source}': cannot load: {first_line(exc)}") from None
+        raise DetectorError(f"detector.model '{named}': cannot load: {first_line(exc)}") from None
 
 
 def model_labels(config: DetectorConfig, class_names: Sequence[str]) -> set[str]:
@@ -215,14 +226,7 @@ class YoloDetector:
         source = resolve_model(config.model)
         self._backend = backend_of(source)
         self.sha256 = pinned_model(source, config.sha256)
-        YOLO = safe_yolo_class()  # noqa: N806 (a class)
-        try:
-            self._model = YOLO(source, task="detect")
-            self.class_names: dict[int, str] = dict(self._model.names)
-        except Exception as exc:  # ultralytics raises many types for a bad file
-            raise DetectorError(
-                f"detector.model '{config.model}': cannot load: {first_line(exc)}"
-            ) from None
+        self._model, self.class_names = _load_yolo(source, config.model)
         self._labels = model_labels(config, list(self.class_names.values()))
         self.model_path = source
         self.imgsz = config.imgsz

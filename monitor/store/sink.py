@@ -26,18 +26,25 @@ class StoreSink:
         self.timeout_s: float | None = None
 
     def emit(self, alert: Alert) -> None:
-        # An unannounced event (an object that never moved) and a record-only refresh are
-        # stored, never published.
-        publish = alert.event.announced and not alert.record_only
-        message = outbox_message(self._prefix, alert) if publish else None
-        try:
-            self._writer.record(alert, message, timeout_s=self.timeout_s)
-        except TimeoutError:
+        if not self.offer(alert, self.timeout_s):
             log.warning(
                 "store queue full at shutdown: %s of event %s not recorded (the event stays open)",
                 alert.type.value,
                 alert.event.id,
             )
+
+    def offer(self, alert: Alert, timeout_s: float | None) -> bool:
+        """Record the alert, waiting at most ``timeout_s`` for queue room; False if there was
+        none (nothing was queued: the caller may offer it again)."""
+        # An unannounced event (an object that never moved) and a record-only refresh are
+        # stored, never published.
+        publish = alert.event.announced and not alert.record_only
+        message = outbox_message(self._prefix, alert) if publish else None
+        try:
+            self._writer.record(alert, message, timeout_s=timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def emit_review(self, message: ReviewMessage) -> None:
         outbox = review_outbox_message(self._prefix, message)
