@@ -28,6 +28,8 @@ from monitor.types import EventKind, Severity
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from monitor.bench.runner import BenchSettings
+
     from monitor.detect.yolo import YoloDetector
     from monitor.synth.settings import SynthSettings
 
@@ -180,6 +182,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         checkpoint = load_configured_checkpoint(config.temporal)
         model += f", temporal model {checkpoint.path} sha256 {checkpoint.sha256}"
     print(f"{args.config_file}: OK ({len(config.cameras)} camera(s){model})")
+    from monitor.detect.accelerate import describe
+
+    print(f"  the detector runs: {describe(config.detector, config.daemon.state_dir)}")
+    return EXIT_OK
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Make what the first start would make (the int8 export), so the first start is quick."""
+    config = _load(args.config)
+    _setup_logging("INFO")
+    from monitor.detect.accelerate import choose_model
+
+    choice = choose_model(config.detector, config.daemon.state_dir, config.cameras)
+    print(f"the detector runs: {choice.reason}")
     return EXIT_OK
 
 
@@ -522,6 +538,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from monitor.synth.crops import CropError
     from monitor.synth.video import FootageError
 
+    if args.find_max:
+        return _bench_find_max(args, settings)
     try:
         report = run_bench(settings, lambda line: print(line, flush=True))
     except (BenchRunError, FootageError, CropError) as exc:
@@ -536,6 +554,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from monitor.bench.plot import plot_report
 
         plot_report(report, Path(args.plot))
+        print(f"written: {args.plot}")
+    return EXIT_OK
+
+
+def _bench_find_max(args: argparse.Namespace, settings: BenchSettings) -> int:
+    from monitor.bench.runner import BenchRunError
+    from monitor.bench.search import find_max, format_search
+    from monitor.synth.crops import CropError
+    from monitor.synth.video import FootageError
+
+    try:
+        report = find_max(settings, lambda line: print(line, flush=True), most=args.max_cameras)
+    except (BenchRunError, FootageError, CropError) as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print()
+    print(format_search(report))
+    out = Path(args.json or f"bench-find-max-{args.scene}.json")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+    if args.plot:
+        from monitor.bench.plot import plot_search
+
+        plot_search(report, Path(args.plot))
         print(f"written: {args.plot}")
     return EXIT_OK
 
@@ -647,6 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config_file", metavar="FILE")
     check.set_defaults(func=cmd_check_config)
 
+    prepare = commands.add_parser(
+        "prepare", help="make the int8 detector export the first start would make (~1 min)")
+    prepare.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
+    prepare.set_defaults(func=cmd_prepare)
+
     events = commands.add_parser(
         "events",
         help="list recorded events, or 'events show ID' for one with its evidence",
@@ -735,6 +782,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--mqtt", default="127.0.0.1:1883", metavar="HOST:PORT",
                        help="broker the alerts go through (default 127.0.0.1:1883)")
     bench.add_argument("--no-naive", action="store_true", help="skip the naive loop")
+    bench.add_argument("--find-max", action="store_true",
+                       help="search the largest real-time camera count (daemon only), from "
+                       "--cameras up by doubling, then by bisection")
+    bench.add_argument("--max-cameras", type=_positive_int, default=32,
+                       help="--find-max: never more cameras than this (default 32)")
     bench.add_argument("--model", help="the daemon's detector model, e.g. from 'monitor "
                        "export' (default: the config's, else the packaged .pt; the naive loop "
                        "always runs that one)")

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from monitor.config import CameraConfig, Config, ConfigError, load_config
+from monitor.detect.accelerate import choose_model
 from monitor.detect.regions import RegionDetector, warm_canvas_sizes
 from monitor.detect.worker import InferenceWorker
 from monitor.detect.yolo import DetectorError, YoloDetector, unwatchable_labels
@@ -67,6 +68,8 @@ log = logging.getLogger(__name__)
 
 _STATS_LOG_INTERVAL_S = 60.0
 _RELOAD_POLL_S = 0.5  # how soon the main loop acts on SIGHUP
+# While the export is made, each progress call gives systemd this much more start-up time.
+EXPORT_PROGRESS_EXTEND_S = 30
 _UNSENT_COUNT_INTERVAL_S = 15.0  # the metrics' outbox depth, when no stats topic is published
 
 
@@ -83,6 +86,7 @@ class Daemon:
         self._checkpoint: Checkpoint | None = None
         self._snapshots: SnapshotWriter | None = None
         self._detector_labels: set[str] = set()
+        self.detector_model: str | None = None  # what the detector loaded (maybe the export)
         self._notifier = notifier or SystemdNotifier()
         self._stop = threading.Event()
         self._exit_code = 0  # 1 when the daemon stops itself (its instance taken over)
@@ -421,8 +425,14 @@ class Daemon:
     def _load_detector(self) -> YoloDetector | None:
         """Load and warm the model in a helper thread, so a stop signal during the seconds it
         takes is obeyed at once (None) instead of after it."""
+        choice = choose_model(self._config.detector, self._config.daemon.state_dir,
+                              self._config.cameras, keep_waiting=self._still_starting)
+        if self._stop.is_set():
+            return None
         config = self._config.detector
-        log.info("loading detector %s", config.model)
+        if choice.accelerated:  # the pin was checked on the .pt the export was made from
+            config = config.model_copy(update={"model": choice.model, "sha256": None})
+        log.info("loading detector: %s", choice.reason)
         loaded: list[YoloDetector] = []
         failed: list[BaseException] = []
 
@@ -444,11 +454,19 @@ class Daemon:
         if failed:
             raise failed[0]
         detector = loaded[0]
+        self.detector_model = detector.model_path
         log.info("detector ready: %s, classes %s", detector.model_path, detector.class_names)
         self._detector_labels = detector.labels()
         if problem := self._unwatchable_labels(self._config.cameras):
             raise DetectorError(problem)
         return detector
+
+    def _still_starting(self) -> bool:
+        """While the int8 export is made: systemd is told start-up goes on (its start timeout
+        would otherwise end a first start that exports), and a stop request ends the wait."""
+        self._notifier.notify(f"EXTEND_TIMEOUT_USEC={EXPORT_PROGRESS_EXTEND_S * 1_000_000}",
+                              "STATUS=making the int8 detector export (first start)")
+        return not self._stop.is_set()
 
     def _unwatchable_labels(self, cameras: Sequence[CameraConfig]) -> str | None:
         return unwatchable_labels(cameras, self._detector_labels, self._config.detector.model)

@@ -94,6 +94,10 @@ def test_bench_runs_and_its_numbers_agree(footage: Path, broker: Broker, tmp_pat
     fps = report["native_fps"]
     assert fps == pytest.approx(10.0)
     monitor, raw = report["monitor"], report["daemon_raw"]
+    # Fast by default: with no flags the daemon ran the int8 export of the .pt, the naive loop
+    # the .pt itself, and the limits are those of the daemon's model.
+    assert raw["model"].endswith("_int8_openvino_model"), raw["model"]
+    assert report["naive"]["model"].endswith(".pt")
     assert len(monitor["cameras"]) == 2
     for camera, row in zip(raw["cameras"], monitor["cameras"], strict=True):
         # Files are paced to their own rate: no camera sends more than 10 fps.

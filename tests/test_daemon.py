@@ -41,7 +41,7 @@ def config_for(
         "daemon": {"state_dir": str(tmp_path / "state"), "watchdog_interval_s": 1.0},
         "database": {"url": db_url or f"sqlite:///{tmp_path / 'events.db'}"},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "reconnect_max_s": 2.0},
-        "detector": {"imgsz": 640, "threads": 1},
+        "detector": {"imgsz": 640, "threads": 1, "accelerate": "none"},
         "source": {"reconnect_max_s": 2.0, "stall_timeout_s": 5.0},
         "events": {"end_after_s": 2.0, "confirm_frames": 3, "update_interval_s": 3.0},
     }

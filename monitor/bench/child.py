@@ -41,7 +41,9 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
     if mode == "daemon":
         from monitor.bench.daemon_run import run_daemon
 
+        cache = arguments.get("export_dir")
         run = run_daemon(url or scene, cameras, seconds, base=base, model=model,
+                         export_dir=Path(cache) if cache else None,
                          mqtt_host=arguments["mqtt_host"],
                          mqtt_port=int(arguments["mqtt_port"]),
                          progress=_progress("monitor", seconds))
@@ -78,7 +80,7 @@ def measure(mode: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
         decode = decode_limit(url or scene, DECODE_LIMIT_FRAMES)  # what the daemon decoded
         if model is not None:  # the limits are those of the model the daemon ran
-            detector = detector.model_copy(update={"model": model})
+            detector = detector.model_copy(update={"model": model, "sha256": None})
         loaded = YoloDetector(detector)
         # OpenCV (resizing before inference) with the daemon's threads, as the daemon sets
         # them: after ultralytics' import has set its own.

@@ -218,13 +218,17 @@ class _AlertClock:
 
 
 def bench_config(base: Config | None, scene: Path | str, cameras: int, state_dir: Path,
-                 mqtt_host: str, mqtt_port: int, prefix: str, model: str | None = None) -> Config:
+                 mqtt_host: str, mqtt_port: int, prefix: str, model: str | None = None,
+                 export_dir: Path | None = None) -> Config:
     """The daemon's config for a run: the user's (detector, motion, events...) or the defaults,
     with N cameras on the scene, a throw-away SQLite store and its own topic prefix, and
-    ``model`` as the detector when given."""
+    ``model`` as the detector when given. The int8 export (the default) is kept in
+    ``export_dir`` unless the config names a folder: the store is thrown away, the export not."""
     data: dict[str, Any] = base.model_dump(mode="json") if base is not None else {}
     if model is not None:
         data["detector"] = {**data.get("detector", {}), "model": model}
+    if export_dir is not None and data.get("detector", {}).get("export_dir") is None:
+        data["detector"] = {**data.get("detector", {}), "export_dir": str(export_dir)}
     template = data.get("cameras", [{}])[0] if base is not None else {}
     template = {k: v for k, v in template.items() if k not in ("name", "url", "zones")}
     data["cameras"] = [
@@ -246,6 +250,7 @@ def run_daemon(
     *,
     base: Config | None = None,
     model: str | None = None,
+    export_dir: Path | None = None,
     mqtt_host: str = "127.0.0.1",
     mqtt_port: int = 1883,
     progress: Callable[[float], None] | None = None,
@@ -259,6 +264,7 @@ def run_daemon(
         base: config whose detector, motion, tracker, events and temporal sections are used
             (cameras, store and MQTT prefix are replaced); None: the defaults.
         model: the detector model instead of the config's.
+        export_dir: where the int8 export of a ``.pt`` is kept (see ``bench_config``).
         mqtt_host / mqtt_port: the broker alerts go through.
         progress: called with seconds measured so far, about once a second.
 
@@ -268,7 +274,7 @@ def run_daemon(
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         prefix = f"bench-{Path(tmp).name}"
         config = bench_config(base, scene, cameras, Path(tmp), mqtt_host, mqtt_port, prefix,
-                              model)
+                              model, export_dir)
         clock = _AlertClock(mqtt_host, mqtt_port, prefix)
         ready = _Ready()
         daemon = Daemon(config, notifier=ready)
@@ -316,7 +322,7 @@ def run_daemon(
         else None,
         peak_rss_mb=peak_mb,
         detect_fps=config.cameras[0].detect_fps,
-        model=config.detector.model,
+        model=daemon.detector_model or config.detector.model,
         cameras=_camera_deltas(before, after),
         inputs=_input_deltas(before, after),
         inference_s=_inference_delta(before, after),

@@ -53,3 +53,25 @@ def plot_report(report: dict[str, Any], out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
+
+
+def plot_search(report: dict[str, Any], out: Path) -> None:
+    """``--find-max``: per camera count tried, the cameras it kept in real time (a bar on the
+    diagonal is all of them), with the largest real-time count marked."""
+    trials = report["trials"]
+    figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    counts = [t["cameras"] for t in trials]
+    axes.bar(counts, [t["realtime_cameras"] for t in trials],
+             color=["#2b7bba" if t["realtime"] else "#d95f02" for t in trials], width=0.7)
+    top = max(counts) + 1
+    axes.plot([0, top], [0, top], color="#999999", ls=":", lw=1, label="every camera")
+    best = report["largest_realtime_cameras"]
+    axes.axvline(best, color="k", lw=1, label=f"largest real-time count: {best}")
+    axes.set_xlabel("cameras playing the scene")
+    axes.set_ylabel("cameras served in real time")
+    axes.set_title(f"{Path(report['scene']).name}, {report['settings']['seconds']:g} s per try "
+                   "(blue: real time, orange: not)", fontsize=9)
+    axes.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)

@@ -237,6 +237,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         or _exists(base / model)
     ):  # a model beside the config; otherwise a package path or an ultralytics name
         detector["model"] = resolve(model, "detector.model")
+    for key in ("export_dir", "calibration"):
+        if isinstance(detector, dict) and isinstance(detector.get(key), str):
+            detector[key] = resolve(detector[key], f"detector.{key}")
     mqtt = data.get("mqtt")
     for key in ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file"):
         if isinstance(mqtt, dict) and isinstance(mqtt.get(key), str):

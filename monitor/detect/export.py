@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from monitor.errors import first_line
 ExportFormat = Literal["onnx", "openvino"]
 FORMATS: tuple[ExportFormat, ...] = ("onnx", "openvino")
 CALIBRATION_FRAMES = 64  # int8: frames of the calibration video; the export takes ~1 min on 2 cores
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 class ExportError(Exception):
@@ -109,8 +111,11 @@ def _check_request(
         )
     if fmt == "onnx" and int8:
         raise ExportError("int8 is only supported for fmt 'openvino'")
-    if int8 and (calibration_video is None or not calibration_video.is_file()):
-        raise ExportError(f"int8 needs a calibration_video file (got '{calibration_video}')")
+    if int8 and (calibration_video is None
+                 or not (calibration_video.is_file() or calibration_video.is_dir())):
+        raise ExportError(
+            f"int8 needs a calibration_video file or folder of images (got '{calibration_video}')"
+        )
     if fmt == "onnx" and out.suffix != ".onnx":
         raise ExportError(f"out '{out}': an onnx export must be a file named *.onnx")
     if fmt == "openvino" and not out.name.endswith(OPENVINO_SUFFIX):
@@ -221,23 +226,41 @@ def _calibration_inputs(video: Path, imgsz: int) -> list[np.ndarray]:
     from ultralytics.data.augment import LetterBox
 
     letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=True, stride=32)
-    capture = cv2.VideoCapture(str(video))
+    inputs = []
+    for frame in _calibration_frames(video):
+        padded = np.asarray(letterbox(image=frame))  # given only an image, returns one
+        image = padded[..., ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
+        inputs.append(np.ascontiguousarray(image[None], dtype=np.float32) / 255.0)
+    if not inputs:
+        raise ExportError(f"calibration_video '{video}': no frame could be read")
+    return inputs
+
+
+def _calibration_frames(footage: Path) -> Iterator[np.ndarray]:
+    """Up to ``CALIBRATION_FRAMES`` BGR frames spread over a video, or the images of a folder
+    (the daemon's first start writes frames of its cameras there)."""
+    import cv2
+
+    if footage.is_dir():
+        images = sorted(p for p in footage.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        picks = np.unique(np.linspace(0, len(images) - 1, num=min(CALIBRATION_FRAMES,
+                                                                   len(images))).round())
+        for index in (picks.astype(int) if images else []):
+            frame = cv2.imread(str(images[index]))
+            if frame is not None:
+                yield frame
+        return
+    capture = cv2.VideoCapture(str(footage))
     try:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         picks = np.linspace(0, max(count - 1, 0), num=min(CALIBRATION_FRAMES, max(count, 1)))
-        inputs = []
         for index in np.unique(picks.round().astype(int)):
             capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
             ok, frame = capture.read()
             if ok:
-                padded = np.asarray(letterbox(image=frame))  # given only an image, returns one
-                image = padded[..., ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
-                inputs.append(np.ascontiguousarray(image[None], dtype=np.float32) / 255.0)
+                yield frame
     finally:
         capture.release()
-    if not inputs:
-        raise ExportError(f"calibration_video '{video}': no frame could be read")
-    return inputs
 
 
 def _replace(out: Path, exported: Path) -> None:
