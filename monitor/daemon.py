@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 _STATS_LOG_INTERVAL_S = 60.0
 _RELOAD_POLL_S = 0.5  # how soon the main loop acts on SIGHUP
 # While the export is made, each progress call gives systemd this much more start-up time.
-EXPORT_PROGRESS_EXTEND_S = 30
+EXPORT_PROGRESS_EXTEND_S = 120  # above a camera open that blocks until its own timeout
 _UNSENT_COUNT_INTERVAL_S = 15.0  # the metrics' outbox depth, when no stats topic is published
 
 

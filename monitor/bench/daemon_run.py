@@ -135,6 +135,8 @@ class DaemonRun:
         thread_cpu_s: CPU seconds in the window by thread role (see ``thread_cpu_s``).
         opencv_threads: OpenCV's thread count while the daemon ran (``[daemon]
             opencv_threads``, unless something loaded later changed it).
+        worker_detect_s / worker_route_s: the inference thread's wall seconds in the detector's
+            calls, and in handing their results on (tracking, events, the temporal model).
     """
 
     wall_s: float
@@ -155,6 +157,8 @@ class DaemonRun:
     since_first_seen_p95_s: float | None
     timeline: tuple[TimelinePoint, ...]
     opencv_threads: int
+    worker_detect_s: float = 0.0
+    worker_route_s: float = 0.0
 
 
 class _Ready:
@@ -338,6 +342,8 @@ def run_daemon(
         timeline=tuple(decimate([TimelinePoint((a[0] - start_wall).total_seconds(), a[1], a[2])
                                  for a in arrivals], TIMELINE_POINTS)),
         opencv_threads=opencv_threads,
+        worker_detect_s=_worker_delta(before, after, "detect_s"),
+        worker_route_s=_worker_delta(before, after, "route_s"),
     )
 
 
@@ -374,6 +380,12 @@ def _input_deltas(before: DaemonStats, after: DaemonStats) -> tuple[InputShape, 
         if made:
             shapes.append(InputShape(shape[0], shape[1], shape[2], made))
     return tuple(shapes)
+
+
+def _worker_delta(before: DaemonStats, after: DaemonStats, field: str) -> float:
+    if before.worker is None or after.worker is None:
+        return 0.0
+    return float(getattr(after.worker, field) - getattr(before.worker, field))
 
 
 def _inference_delta(before: DaemonStats, after: DaemonStats) -> float:

@@ -43,6 +43,11 @@ class Trial:
         dropped_share: of all frames due for detection, those dropped.
         latency_p95_s: alert latency p95 (None: no alert in the window).
         cpu_percent: the daemon's CPU over the window (200 = two cores).
+        busy_share: of the window, the inference thread's time in the detector's calls and in
+            handing results on (1.0: it never waited for a frame).
+        machine_cpu_percent: every process's (None where /proc/stat cannot be read): the
+            daemon short of CPU while the machine had some left is the daemon's limit, not the
+            machine's.
     """
 
     cameras: int
@@ -52,6 +57,8 @@ class Trial:
     dropped_share: float
     latency_p95_s: float | None
     cpu_percent: float
+    busy_share: float
+    machine_cpu_percent: float | None
 
 
 def next_count(trials: dict[int, bool], start: int, most: int) -> int | None:
@@ -106,7 +113,7 @@ def find_max(settings: BenchSettings, say: Callable[[str], None], *,
         say(f"    {count} camera(s): {'real time' if trial.realtime else 'NOT real time'} "
             f"(slowest camera read {trial.slowest_read_share:.0%} of its frames, "
             f"{trial.dropped_share:.1%} dropped, alert p95 {_s(trial.latency_p95_s)} s, "
-            f"CPU {trial.cpu_percent:.0f}%)")
+            f"CPU {trial.cpu_percent:.0f}%, machine {_pct(trial.machine_cpu_percent)})")
         count = next_count({n: t.realtime for n, t in results.items()}, settings.cameras, most)
     best = largest_realtime({n: t.realtime for n, t in results.items()})
     return {
@@ -134,21 +141,31 @@ def measure_trial(daemon: dict[str, Any], cameras: int, fps: float) -> Trial:
         dropped_share=dropped / offered if offered else 0.0,
         latency_p95_s=daemon["latency_p95_s"],
         cpu_percent=100.0 * daemon["cpu_s"] / daemon["wall_s"],
+        busy_share=(daemon.get("worker_detect_s", 0.0) + daemon.get("worker_route_s", 0.0))
+        / daemon["wall_s"],
+        machine_cpu_percent=(100.0 * daemon["machine_cpu_s"] / daemon["wall_s"]
+                             if daemon["machine_cpu_s"] is not None else None),
     )
 
 
 def format_search(report: dict[str, Any]) -> str:
     lines = [f"{'cameras':>8}{'real time':>11}{'slowest read':>14}{'dropped':>9}{'alert p95 s':>13}"
-             f"{'CPU %':>7}"]
+             f"{'CPU %':>7}{'machine %':>11}{'detector thread busy':>22}"]
     for t in report["trials"]:
         lines.append(f"{t['cameras']:>8}{'yes' if t['realtime'] else 'no':>11}"
                      f"{t['slowest_read_share']:>14.0%}{t['dropped_share']:>9.1%}"
-                     f"{_s(t['latency_p95_s']):>13}{t['cpu_percent']:>7.0f}")
+                     f"{_s(t['latency_p95_s']):>13}{t['cpu_percent']:>7.0f}"
+                     f"{_pct(t.get('machine_cpu_percent')):>11}"
+                     f"{t.get('busy_share', 0.0):>22.0%}")
     best = report["largest_realtime_cameras"]
     lines.append(f"largest real-time camera count: {best}"
                  + (f" (the search's cap, --max-cameras {report['settings']['most']})"
                     if report["capped"] else ""))
     return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
 
 
 def _s(value: float | None) -> str:

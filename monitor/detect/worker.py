@@ -33,6 +33,8 @@ class WorkerStats:
     frames_inferred: int
     errors: int
     last_batch_ms: float
+    detect_s: float = 0.0  # in the detector's calls
+    route_s: float = 0.0  # handing results on: tracking, events, the temporal model
 
 
 class InferenceWorker:
@@ -74,6 +76,7 @@ class InferenceWorker:
         self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
         self._batches = self._frames = self._errors = 0
         self._last_batch_ms = 0.0
+        self._detect_s = self._route_s = 0.0
         self._heartbeat = time.monotonic()
         self._scan_start = 0
 
@@ -102,7 +105,8 @@ class InferenceWorker:
         return time.monotonic() - self._heartbeat
 
     def stats(self) -> WorkerStats:
-        return WorkerStats(self._batches, self._frames, self._errors, self._last_batch_ms)
+        return WorkerStats(self._batches, self._frames, self._errors, self._last_batch_ms,
+                           self._detect_s, self._route_s)
 
     def _pending_frames(self) -> list[Frame]:
         """Take the newest frame of up to ``max_batch`` cameras that have one."""
@@ -143,13 +147,16 @@ class InferenceWorker:
                 log.exception("detector failed on a batch of %d frames; retrying", len(frames))
                 self._stop.wait(self._error_backoff_s)
                 continue
-            self._last_batch_ms = (time.monotonic() - started) * 1000.0
+            detected = time.monotonic()
+            self._last_batch_ms = (detected - started) * 1000.0
+            self._detect_s += detected - started
             self._batches += 1
             self._frames += len(frames)
             for result in results:
                 if self._stop.is_set():
                     break  # shutdown has begun: the rest of this batch is not wanted
                 self._guarded(self._on_detections, result)
+            self._route_s += time.monotonic() - detected
 
     def _guarded(self, func: Callable[..., None], *args: object) -> None:
         # One camera's bad frame must not stop detection for every camera.
