@@ -11,7 +11,10 @@ one daemon committed after another's higher id was never published at all.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import replace
@@ -216,3 +219,26 @@ def test_a_lock_lost_with_its_session_is_taken_again_or_reported(postgres_url: s
         lock.release()
         rival.release()
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_daemons_starting_together_on_a_new_database_migrate_it_once(
+    backend: str, postgres_url: str, sqlite_url: str
+) -> None:
+    # Found by two sharded daemons started at once on a fresh PostgreSQL database: both ran
+    # CREATE TABLE, and the second failed ("duplicate key value violates unique constraint
+    # pg_type_typname_nsp_index"). Processes, as daemons are (alembic's context is per process).
+    url = sqlite_url if backend == "sqlite" else postgres_url
+    code = ("import sys, time; from monitor.store import open_database; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+            "open_database(sys.argv[1]).dispose()")
+    start_at = str(time.time() + 3.0)  # all four past their imports, then at once
+    processes = [subprocess.Popen([sys.executable, "-c", code, url, start_at],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, errors
+    engine = open_database(url)
+    with engine.connect() as connection:
+        heads = MigrationContext.configure(connection).get_current_heads()
+    engine.dispose()
+    assert len(heads) == 1

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -39,6 +39,9 @@ class StoreError(Exception):
 # SQLite before 3.32 allows 999 bound parameters per statement (PostgreSQL 65 535): an IN list
 # of ids is cut into pieces of this size.
 IN_LIST_MAX = 500
+# PostgreSQL advisory lock held while one daemon migrates (a constant every release shares;
+# the instance locks of monitor.store.lock are keyed by digests, so they cannot collide).
+MIGRATION_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
 _T = TypeVar("_T")
 
 
@@ -147,8 +150,15 @@ def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
             with connection.begin():
                 if sqlite:
                     # pysqlite opens a transaction only before DML, so a failed migration would
-                    # keep the DDL it ran (a half-copied table); open it explicitly.
-                    connection.exec_driver_sql("BEGIN")
+                    # keep the DDL it ran (a half-copied table); open it explicitly. IMMEDIATE:
+                    # the write lock now, so a daemon starting at the same moment waits
+                    # (busy_timeout) instead of failing at its first DDL with "locked".
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    # Daemons started together on a new database would each create the
+                    # tables; one at a time, the later ones find the schema at head.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                       {"key": MIGRATION_LOCK_KEY})
                 run = command.downgrade if down else command.upgrade
                 run(alembic_config(connection), revision)
                 if sqlite:
