@@ -185,6 +185,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from monitor.detect.accelerate import describe
 
     print(f"  the detector runs: {describe(config.detector, config.daemon.state_dir)}")
+    ownership = config.daemon.ownership()
+    if ownership.names is not None or ownership.shard is not None:
+        owned = [camera.name for camera in config.owned(ownership).cameras]
+        print(f"  this daemon runs {len(owned)} of the {len(config.cameras)} camera(s) "
+              f"({ownership.describe()}): {', '.join(owned) or 'none'}")
     return EXIT_OK
 
 
@@ -194,7 +199,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     _setup_logging("INFO")
     from monitor.detect.accelerate import choose_model
 
-    choice = choose_model(config.detector, config.daemon.state_dir, config.cameras)
+    choice = choose_model(config.detector, config.daemon.state_dir, config.owned().cameras)
     print(f"the detector runs: {choice.reason}")
     return EXIT_OK
 

@@ -79,7 +79,11 @@ class Daemon:
     def __init__(
         self, config: Config, notifier: Notifier | None = None, config_path: Path | None = None
     ) -> None:
-        self._config = config
+        # Fixed at start: a reload runs the cameras the start-up shard or list gave this daemon
+        # (a changed [daemon] section takes effect at the next restart, like its other keys).
+        self._ownership = config.daemon.ownership()
+        self._config = config.owned(self._ownership)
+        self._cameras_in_file = len(config.cameras)
         self._config_path = config_path  # read again on SIGHUP
         self._reload_requested = threading.Event()
         self._wake = threading.Event()  # set by every camera's slot when a frame arrives
@@ -192,8 +196,7 @@ class Daemon:
             raise
         try:
             if started:
-                names = ", ".join(self._pipelines)
-                log.info("watching %d camera(s): %s", len(self._pipelines), names)
+                self._log_watching()
                 self._notifier.notify("READY=1",
                                       f"STATUS=watching {len(self._pipelines)} camera(s)")
                 self._serve()
@@ -201,6 +204,17 @@ class Daemon:
             self._notifier.notify("STOPPING=1")
             self._shutdown()
         return self._exit_code
+
+    def _log_watching(self) -> None:
+        names = ", ".join(self._pipelines) or "none"
+        if self._ownership.names is None and self._ownership.shard is None:
+            log.info("watching %d camera(s): %s", len(self._pipelines), names)
+        elif self._pipelines:
+            log.info("watching %d of the %d camera(s) in the file (%s): %s", len(self._pipelines),
+                     self._cameras_in_file, self._ownership.describe(), names)
+        else:  # an empty shard: still its availability, outbox and retention, and a reload
+            log.warning("watching none of the %d camera(s) in the file (%s): the other daemons "
+                        "own them all", self._cameras_in_file, self._ownership.describe())
 
     # --- start --------------------------------------------------------------------------------
 
@@ -513,6 +527,7 @@ class Daemon:
             log.error("config reload refused (the running config stays): %s",
                       redact(first_line(exc)))
             return
+        loaded = loaded.owned(self._ownership)
         plan = plan_reload(self._config, loaded)
         for section in plan.needs_restart:
             log.warning("config reload: [%s] changed; that takes effect at the next restart",

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from monitor.config.base import ConfigError, path_too_long
+from monitor.config.ownership import apply_environment
 from monitor.config.schema import Config, _database_url
 from monitor.config.service import DaemonConfig, DatabaseConfig
 from monitor.redact import redact, redact_url
@@ -89,6 +90,7 @@ def load_config(path: str | Path) -> Config:
     if problems := _control_characters(data):  # before any of them reaches a file name
         raise ConfigError("\n".join(problems))
     _resolve_paths(data, path.parent)
+    apply_environment(data, os.environ)  # one file for every instance of a template unit
     config = parse_config(data)
     for warning in _exposed_secrets(config, path):
         log.warning("%s", warning)

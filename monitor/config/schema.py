@@ -11,6 +11,7 @@ from monitor.config.base import NAME_MAX_LENGTH, SNAPSHOT_PATH_MAX_LENGTH, _Stri
 from monitor.config.cameras import CameraConfig
 from monitor.config.detection import DetectorConfig, MotionConfig, TrackerConfig
 from monitor.config.events import EventsConfig, ReviewsConfig, TemporalConfig
+from monitor.config.ownership import Ownership
 from monitor.config.service import (
     DaemonConfig,
     DatabaseConfig,
@@ -68,6 +69,22 @@ class Config(_Strict):
         if dupes:
             raise ValueError(f"camera names must be unique, repeated: {', '.join(dupes)}")
         return self
+
+    @model_validator(mode="after")
+    def _owned_cameras_exist(self) -> Config:
+        unknown = sorted(set(self.daemon.cameras or ()) - {c.name for c in self.cameras})
+        if unknown:
+            raise ValueError(f"daemon.cameras: no camera named {', '.join(unknown)} in [[cameras]]")
+        return self
+
+    def owned(self, ownership: Ownership | None = None) -> Config:
+        """This config with only the cameras this daemon runs (``ownership``: by default
+        ``[daemon]``'s). May hold none: a shard can be empty, and such a daemon still serves its
+        availability topic, outbox and retention."""
+        ownership = self.daemon.ownership() if ownership is None else ownership
+        return self.model_copy(
+            update={"cameras": [c for c in self.cameras if ownership.owns(c.name)]}
+        )
 
     def database_url(self) -> str:
         """The database URL with a relative SQLite path placed under state_dir."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, FilePath, field_validator, model_validator
 
 from monitor.config.base import NAME_MAX_LENGTH, ConfigError, _Strict
+from monitor.config.ownership import Ownership, parse_shard
 from monitor.redact import redact_url
 
 
@@ -182,6 +183,18 @@ class DaemonConfig(_Strict):
         "{prefix}/available/{instance}. Default: the host name. Two running daemons must not "
         "share one (the second refuses to start).",
     )
+    cameras: list[str] | None = Field(
+        None, min_length=1, max_length=10_000,
+        description="Scale-out: the names of the cameras this daemon runs (the others in the "
+        "file belong to other daemons). Not with shard. Neither: every camera. Env "
+        "MONITOR_CAMERAS (comma-separated) replaces it.",
+    )
+    shard: str | None = Field(
+        None, max_length=16,
+        description="Scale-out: \"i/n\" runs the cameras whose name's SHA-256 is i modulo n "
+        "(the same on every machine), so n daemons with shards 0/n .. n-1/n split one camera "
+        "list between them. Not with cameras. Env MONITOR_SHARD replaces it.",
+    )
     state_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("STATE_DIRECTORY", "./var")),
         description="Snapshots and the SQLite file live here; systemd's StateDirectory by default.",
@@ -209,6 +222,26 @@ class DaemonConfig(_Strict):
         "busy-waits between calls, taking cores from inference: one means each call runs in "
         "its caller (motion on a 768x576 frame: 0.39 CPU-ms with 1, 0.74 with 2).",
     )
+
+    @field_validator("shard")
+    @classmethod
+    def _valid_shard(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_shard(value)  # its ValueError names what is wrong
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_own(self) -> DaemonConfig:
+        if self.cameras is not None and self.shard is not None:
+            raise ValueError("set cameras or shard, not both: either names this daemon's cameras")
+        return self
+
+    def ownership(self) -> Ownership:
+        """Which of the file's cameras this daemon runs."""
+        return Ownership(
+            names=None if self.cameras is None else frozenset(self.cameras),
+            shard=None if self.shard is None else parse_shard(self.shard),
+        )
 
     @model_validator(mode="after")
     def _flush_fits_the_budget(self) -> DaemonConfig:

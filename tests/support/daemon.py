@@ -48,8 +48,9 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]], cameras: list[
 class DaemonProcess:
     """``python -m monitor.cli run --config FILE`` with a private NOTIFY_SOCKET."""
 
-    def __init__(self, config: Path, workdir: Path) -> None:
+    def __init__(self, config: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self._extra_env = env or {}  # e.g. MONITOR_SHARD for one instance of a shared file
         self.log_path = workdir / "daemon.log"
         self._notify_path = workdir / "notify.sock"
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -73,7 +74,8 @@ class DaemonProcess:
                 return
 
     def start(self) -> DaemonProcess:
-        env = {**os.environ, "NOTIFY_SOCKET": str(self._notify_path), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "NOTIFY_SOCKET": str(self._notify_path), "PYTHONUNBUFFERED": "1",
+               **self._extra_env}
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "run", "--config", str(self.config)],
