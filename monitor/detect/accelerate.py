@@ -100,6 +100,8 @@ def plan_export(config: DetectorConfig, state_dir: Path) -> ExportPlan:
     source = resolve_model(config.model)
     if config.accelerate == "none":
         return ExportPlan(source, None, "[detector] accelerate = \"none\"")
+    if backend_of(source) == "triton":
+        return ExportPlan(source, None, "a Triton server runs it")
     if backend_of(source) != "torch" or not Path(source).is_file():
         return ExportPlan(source, None, "the model is already an export")
     if config.device != "cpu":

