@@ -61,8 +61,29 @@ def unit_values(key: str) -> list[str]:
 # --- the unit ---------------------------------------------------------------------------------
 
 
-def test_security_exposure_is_at_most_2() -> None:
-    result = analyze("security", "--offline=yes", str(UNIT))
+TEMPLATE = REPO / "systemd" / "monitor@.service"  # scale-out: one instance per daemon
+
+
+def settings(unit: Path) -> list[str]:
+    return [line.strip() for line in unit.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_template_is_the_unit_with_an_instance() -> None:
+    """monitor@.service is monitor.service but for what names the instance (%i): hardening or
+    a timeout changed in one file and not in the other would fail here."""
+    unit, template = settings(UNIT), settings(TEMPLATE)
+    assert [line for line in template if "%i" not in line] == [
+        line for line in unit if not line.startswith(("StateDirectory=", "CacheDirectory=",
+                                                      "Description=", "Environment=YOLO_CONFIG",
+                                                      "Environment=MPLCONFIG"))]
+    assert "Environment=MONITOR_INSTANCE=%i" in template
+    assert "EnvironmentFile=/etc/monitor/%i.env" in template
+
+
+@pytest.mark.parametrize("unit", [UNIT, TEMPLATE], ids=lambda u: u.name)
+def test_security_exposure_is_at_most_2(unit: Path) -> None:
+    result = analyze("security", "--offline=yes", str(unit))
     found = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
     assert found, f"no exposure line (exit {result.returncode}):\n{result.stdout}{result.stderr}"
     score = float(found.group(1))
@@ -72,7 +93,9 @@ def test_security_exposure_is_at_most_2() -> None:
     )
 
 
-def test_unit_verifies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unit, name", [(UNIT, UNIT.name), (TEMPLATE, "monitor@a.service")],
+                         ids=["unit", "template"])
+def test_unit_verifies(unit: Path, name: str, tmp_path: Path) -> None:
     if not HOST_UNITS.is_dir():
         pytest.fail(f"{HOST_UNITS} missing: systemd-analyze verify needs the host's units")
     root = tmp_path / "root"
@@ -83,9 +106,9 @@ def test_unit_verifies(tmp_path: Path) -> None:
         stub.write_text("#!/bin/sh\n")
         stub.chmod(0o755)
     (root / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
+    shutil.copy(unit, root / "etc/systemd/system" / unit.name)
 
-    result = analyze("verify", f"--root={root}", "--man=no", UNIT.name)
+    result = analyze("verify", f"--root={root}", "--man=no", name)
     # An unknown or misspelt directive is only a warning (exit 0): any output is a failure.
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
