@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from monitor.clips.buffer import ClipSampler, FrameRing
 from monitor.clips.encode import ClipEncodeError, EncodedClip, encode_clip
 from monitor.clips.schedule import ClipSchedule, ClipWindow
-from monitor.config import ClipsConfig
+from monitor.config import CameraConfig, ClipsConfig
 from monitor.types import Alert, Event
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,34 @@ class ClipStats:
     pending: int
     buffered_bytes: dict[str, int]
     evicted_frames: dict[str, int]
+
+
+def ring_keep_s(config: ClipsConfig, confirm_frames: int, camera: CameraConfig) -> float:
+    """How much footage a camera's ring keeps with no event open: the pre-roll, plus the
+    longest a START can come after its event's start on this camera (the confirmation's
+    ``confirm_frames`` at ``detect_fps``; a crowd's ``for_s``), so the pre-roll is there when
+    the START arrives. Never more than ``max_length_s``: no clip is longer."""
+    crowd_s = max((zone.crowd.for_s for zone in camera.zones if zone.crowd is not None),
+                  default=0.0)
+    lag_s = max(confirm_frames / camera.detect_fps, crowd_s)
+    return min(config.max_length_s, config.pre_roll_s + lag_s)
+
+
+class _AlertSink(Protocol):
+    def emit(self, alert: Alert) -> None: ...
+
+
+class ClipObserver:
+    """A camera pipeline's sink that passes every alert on, then lets the clip writer follow
+    it (after: the clip never delays the alert)."""
+
+    def __init__(self, sink: _AlertSink, clips: ClipWriter) -> None:
+        self._sink = sink
+        self._clips = clips
+
+    def emit(self, alert: Alert) -> None:
+        self._sink.emit(alert)
+        self._clips.observe(alert)
 
 
 def clip_path(root: Path, event: Event) -> Path:
@@ -122,11 +151,6 @@ class ClipWriter:
         with self._cond:
             self._rings[camera] = ring
         return ClipSampler(ring, config.fps, config.max_width_px, config.jpeg_quality)
-
-    def remove_camera(self, camera: str) -> None:
-        """Forget the camera's ring once its pending clips are written (they hold it)."""
-        with self._cond:
-            self._rings.pop(camera, None)
 
     def start(self) -> None:
         if self._thread is not None:
