@@ -777,7 +777,7 @@ class Daemon:
         if self._clips is not None:
             # After the ENDs above (each clip ends at the stop: no post-roll comes), before the
             # store's flush, which then writes the clip paths too.
-            self._clips.stop(share(0.15))
+            self._clips.stop(share(0.2))
         if self._writer is not None:
             self._writer.flush(share(0.15))
         if self._publisher is not None:

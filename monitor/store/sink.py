@@ -68,6 +68,8 @@ class StoreSink:
                                 topic=clip_topic(self._prefix, event.camera), payload=payload)
         try:
             self._writer.record_clip(event.id, path, message, timeout_s=self.timeout_s)
-        except TimeoutError:
-            log.warning("store queue full at shutdown: clip %s of event %s not recorded",
-                        path, event.id)
+        except (TimeoutError, RuntimeError) as exc:  # RuntimeError: the writer has stopped
+            # No event will point to the file: remove it now rather than leave it to retention.
+            clip.path.unlink(missing_ok=True)
+            log.warning("clip of event %s not recorded (%s); its file is removed", event.id,
+                        "store queue full at shutdown" if isinstance(exc, TimeoutError) else exc)
