@@ -525,6 +525,8 @@ class Daemon:
         self._cleaner = RetentionCleaner(
             self._config.retention, self._writer, self._db,
             self._config.daemon.state_dir / "snapshots",  # as the SnapshotWriter's root
+            # Even with clips off: the clips of events written before still go with them.
+            clip_root=self._config.clips_dir(),
         )
         self._cleaner.start()
 
