@@ -12,7 +12,7 @@ import pytest
 from typing import Any
 
 from monitor.config import (
-    ConfigError, EventsConfig, MotionConfig, RegionsConfig, ReviewsConfig, load_config,
+    ClipsConfig, ConfigError, EventsConfig, MotionConfig, RegionsConfig, ReviewsConfig, load_config,
     parse_config,
 )
 
@@ -294,6 +294,12 @@ def test_a_path_the_system_cannot_hold_is_a_config_error(
         load_config(path)
     message = str(info.value)
     assert key in message and "too long" in message and "\n" not in message
+
+
+def test_the_example_shows_every_clips_key_at_its_default() -> None:
+    raw = tomllib.loads((REPO / "config.example.toml").read_text())
+    assert set(raw["clips"]) | {"dir"} == set(ClipsConfig.model_fields)
+    assert load_config(REPO / "config.example.toml").clips == parse_config(minimal()).clips
 
 
 def test_clips_default_on_under_the_state_dir(tmp_path: Path) -> None:
