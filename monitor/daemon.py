@@ -1,13 +1,13 @@
 """The daemon: builds every stage from config, starts them in order, stops them in reverse.
 
-Start order: store (migrations, writer thread) -> MQTT (client, outbox publisher) -> detector
-(model load, warm-up) -> per-camera pipelines -> inference worker -> capture threads ->
-retention cleaner. Then READY=1 to systemd and a main loop that sends WATCHDOG=1 while the
+Start order: store (migrations, writer thread) -> MQTT (client, outbox publisher) -> clip thread
+-> detector (model load, warm-up) -> per-camera pipelines -> inference worker -> capture threads
+-> retention cleaner. Then READY=1 to systemd and a main loop that sends WATCHDOG=1 while the
 pipeline is healthy.
 
 Stop (SIGTERM/SIGINT): retention cleaner -> capture threads -> inference worker -> end every open
-event -> flush the store -> flush the outbox as far as the broker allows -> ``offline`` -> close
-the store.
+event -> write the pending clips -> flush the store -> flush the outbox as far as the broker
+allows -> ``offline`` -> close the store.
 """
 
 from __future__ import annotations

@@ -271,3 +271,35 @@ def test_clip_paths_are_dated_by_the_event_start_in_utc(tmp_path: Path) -> None:
     late = Event(**{**{f: getattr(event, f) for f in event.__slots__},  # type: ignore[arg-type]
                     "start_time": datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)})
     assert clip_path(tmp_path, late) == tmp_path / "cam1" / "2026-03-01" / "e1.mp4"
+
+
+def test_the_ring_keeps_the_pre_roll_plus_the_longest_start_delay() -> None:
+    from monitor.clips.writer import ring_keep_s
+    from monitor.config import CameraConfig
+
+    config = ClipsConfig(pre_roll_s=5, max_length_s=60)
+    plain = CameraConfig(name="a", url="rtsp://h/a", detect_fps=3.0)
+    assert ring_keep_s(config, confirm_frames=3, camera=plain) == pytest.approx(6.0)
+    crowded = CameraConfig.model_validate({
+        "name": "a", "url": "rtsp://h/a", "detect_fps": 3.0,
+        "zones": [{"name": "yard", "polygon": [[0, 0], [1, 0], [1, 1]],
+                   "crowd": {"min_objects": 2, "for_s": 20.0}}]})
+    assert ring_keep_s(config, confirm_frames=3, camera=crowded) == pytest.approx(25.0)
+    long_crowd = crowded.model_copy(update={"zones": [crowded.zones[0].model_copy(
+        update={"crowd": crowded.zones[0].crowd.model_copy(update={"for_s": 600.0})})]})
+    assert ring_keep_s(config, confirm_frames=3, camera=long_crowd) == 60.0  # max_length_s
+
+
+def test_the_observer_passes_the_alert_on_before_the_clip_writer_sees_it(tmp_path: Path) -> None:
+    from monitor.clips.writer import ClipObserver
+
+    seen: list[str] = []
+
+    class Sink:
+        def emit(self, alert: Alert) -> None:
+            seen.append(f"store {alert.type.value}")
+
+    writer = ClipWriter(ClipsConfig(), tmp_path, lambda clip: None)
+    writer.add_camera("cam1", keep_s=5.0)
+    ClipObserver(Sink(), writer).emit(alert(AlertType.START, make_event()))
+    assert seen == ["store start"] and writer.stats().pending == 1
