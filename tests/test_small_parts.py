@@ -227,12 +227,13 @@ def make_event(
     zone: str | None = None,
     snapshot: str | None = None,
     evidence: dict[str, object] | None = None,
+    clip: str | None = None,
 ) -> Event:
     return Event(
         id=event_id, camera=camera, kind=kind, label="person", track_id=7,
         start_time=EPOCH + timedelta(seconds=start),
         end_time=None if end is None else EPOCH + timedelta(seconds=end),
-        score=0.876, box=box, zone=zone, snapshot=snapshot, evidence=evidence or {},
+        score=0.876, box=box, zone=zone, snapshot=snapshot, evidence=evidence or {}, clip=clip,
     )
 
 
@@ -297,7 +298,7 @@ def test_an_unwritable_snapshot_directory_is_a_warning_not_an_exception(
 def sample_events() -> list[Event]:
     return [
         make_event("e1", start=0, end=12.5, zone=None, snapshot="/snap/cam1/e1.jpg",
-                   evidence={"sightings": 9, "classes": {"Normal": 9}}),
+                   evidence={"sightings": 9, "classes": {"Normal": 9}}, clip="/clips/cam1/e1.mp4"),
         make_event("e2", camera="cam2", kind=EventKind.INTRUSION, start=60, zone="gate",
                    box=Box(1.234, 2.0, 30.06, 40.0)),
     ]
@@ -306,11 +307,11 @@ def sample_events() -> list[Event]:
 def test_render_table() -> None:
     lines = report.render(sample_events(), "table").splitlines()
     assert lines[0].split() == ["START", "(UTC)", "DURATION", "CAMERA", "KIND", "LABEL", "TRACK",
-                                "SCORE", "ZONE", "ID", "NOTE"]
+                                "SCORE", "ZONE", "ID", "CLIP", "NOTE"]
     assert lines[1].split() == ["2026-01-01", "12:00:00", "12.5s", "cam1", "presence", "person",
-                                "7", "0.88", "-", "e1", "-"]
+                                "7", "0.88", "-", "e1", "/clips/cam1/e1.mp4", "-"]
     assert lines[2].split() == ["2026-01-01", "12:01:00", "open", "cam2", "intrusion", "person",
-                                "7", "0.88", "gate", "e2", "-"]
+                                "7", "0.88", "gate", "e2", "-", "-"]
     quiet = replace(sample_events()[0], announced=False, stationary=True,
                                 end_reason=EndReason.SHUTDOWN)
     assert report.render([quiet], "table").splitlines()[1].endswith(

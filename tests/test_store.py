@@ -803,3 +803,34 @@ def test_a_failed_sqlite_migration_changes_nothing(sqlite_url: str) -> None:
     finally:
         engine.dispose()
 
+
+
+def test_a_clip_path_is_recorded_with_its_message_and_kept_by_later_alerts(
+    engine: Engine, writer: EventWriter
+) -> None:
+    event = make_event()
+    record(writer, AlertType.START, event)
+    clip_message = OutboxMessage(None, "front", "monitor/clips/front", '{"type":"clip"}')
+    writer.record_clip(event.id, "/clips/front/2025-03-01/x.mp4", clip_message)
+    # An alert after the clip (a long event's clip is written while it is open) keeps the path:
+    # the pipeline's events never carry it.
+    record(writer, AlertType.END, replace(event, end_time=T0 + timedelta(seconds=3), seq=2))
+    writer.record_clip("no-such-event", "/clips/front/2025-03-01/y.mp4", clip_message)
+    assert writer.flush(5.0)
+    stored = get_event(engine, event.id)
+    assert stored is not None and stored.clip == "/clips/front/2025-03-01/x.mp4"
+    assert [row.topic for row in outbox_rows(engine)] == [
+        "monitor/events/front/presence", "monitor/clips/front", "monitor/events/front/presence"]
+    with engine.connect() as conn:
+        clip = conn.execute(text("SELECT clip FROM events_view WHERE id = :id"),
+                            {"id": event.id}).scalar_one()
+    assert clip == "/clips/front/2025-03-01/x.mp4"
+
+
+def test_0010_adds_the_clip_column_and_takes_it_back(engine: Engine) -> None:
+    migrate(engine, "0009", down=True)
+    assert "clip" not in {c["name"] for c in inspect(engine).get_columns("events")}
+    with engine.connect() as conn:  # 0009's view still reads
+        conn.execute(text("SELECT snapshot FROM events_view")).all()
+    migrate(engine, "head")
+    assert "clip" in {c["name"] for c in inspect(engine).get_columns("events")}

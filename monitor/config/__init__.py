@@ -8,6 +8,7 @@ they configure; ``load`` reads a file.
 
 from monitor.config.base import ConfigError
 from monitor.config.cameras import CameraConfig, CrowdConfig, LineConfig, ZoneConfig
+from monitor.config.clips import ClipsConfig
 from monitor.config.detection import (
     DetectorConfig,
     MotionConfig,
@@ -29,7 +30,7 @@ from monitor.config.service import (
 )
 
 __all__ = [
-    "CameraConfig", "Config", "ConfigError", "CrowdConfig", "DaemonConfig", "DatabaseConfig",
+    "CameraConfig", "ClipsConfig", "Config", "ConfigError", "CrowdConfig", "DaemonConfig", "DatabaseConfig",
     "DetectorConfig", "EventsConfig", "HomeAssistantConfig", "LineConfig", "MetricsConfig", "MotionConfig", "MqttConfig",
     "RegionsConfig", "RetentionConfig", "ReviewsConfig", "SourceConfig", "TemporalConfig",
     "TrackerConfig", "ZoneConfig", "default_instance", "load_config", "load_database_url",

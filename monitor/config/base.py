@@ -33,7 +33,7 @@ RESERVED_TOPIC_NAMES = frozenset({"motion", "events", "reviews", "available", "s
 
 
 # Topic levels right under {prefix}/: a camera of one of these names would share them.
-RESERVED_CAMERA_NAMES = frozenset({"events", "reviews", "available", "stats"})
+RESERVED_CAMERA_NAMES = frozenset({"events", "reviews", "available", "stats", "clips"})
 
 
 def _topic_level_name(value: str, what: str) -> str:

@@ -252,3 +252,6 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     daemon = data.get("daemon")
     if isinstance(daemon, dict) and isinstance(daemon.get("state_dir"), str):
         daemon["state_dir"] = resolve(daemon["state_dir"], "daemon.state_dir")
+    clips = data.get("clips")
+    if isinstance(clips, dict) and isinstance(clips.get("dir"), str):
+        clips["dir"] = resolve(clips["dir"], "clips.dir")

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from monitor.config.base import NAME_MAX_LENGTH, SNAPSHOT_PATH_MAX_LENGTH, _Strict
 from monitor.config.cameras import CameraConfig
+from monitor.config.clips import ClipsConfig
 from monitor.config.detection import DetectorConfig, MotionConfig, TrackerConfig
 from monitor.config.events import EventsConfig, ReviewsConfig, TemporalConfig
 from monitor.config.ownership import Ownership
@@ -37,6 +38,7 @@ class Config(_Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)
     cameras: Annotated[list[CameraConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -61,6 +63,21 @@ class Config(_Strict):
                 f"{longest} (snapshot paths under it are stored with each event)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _clip_paths_fit_the_store(self) -> Config:
+        # {dir}/<camera>/YYYY-MM-DD/<uuid>.mp4 is stored with each event, like a snapshot path.
+        longest = SNAPSHOT_PATH_MAX_LENGTH - NAME_MAX_LENGTH - len("//YYYY-MM-DD/.mp4") - 36
+        if len(str(self.clips_dir())) > longest:
+            raise ValueError(
+                f"clips.dir: {len(str(self.clips_dir()))} characters long; at most {longest} "
+                "(clip paths under it are stored with each event)"
+            )
+        return self
+
+    def clips_dir(self) -> Path:
+        """Where clips are written: ``[clips] dir``, by default ``{state_dir}/clips``."""
+        return self.clips.dir if self.clips.dir is not None else self.daemon.state_dir / "clips"
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:

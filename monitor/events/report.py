@@ -18,7 +18,7 @@ from monitor.types import Event, Review
 COLUMNS = (
     "id", "camera", "kind", "label", "track_id", "start_time", "end_time", "end_reason",
     "score", "seen_score", "seen_at", "box", "zone", "zones", "dwell_s", "stationary",
-    "announced", "direction", "seq", "snapshot", "operator_label", "evidence",
+    "announced", "direction", "seq", "snapshot", "clip", "operator_label", "evidence",
 )
 
 
@@ -49,6 +49,7 @@ def as_dict(event: Event) -> dict[str, Any]:
         "direction": None if event.direction is None else event.direction.value,
         "seq": event.seq,
         "snapshot": event.snapshot,
+        "clip": event.clip,
         "operator_label": event.operator_label,
         "evidence": event.evidence,
     }
@@ -116,7 +117,7 @@ def _note(event: Event) -> str:
 
 
 _TABLE_HEADER = ("START (UTC)", "DURATION", "CAMERA", "KIND", "LABEL", "TRACK", "SCORE", "ZONE",
-                 "ID", "NOTE")
+                 "ID", "CLIP", "NOTE")
 
 
 def _row(e: Event) -> tuple[str, ...]:
@@ -124,7 +125,7 @@ def _row(e: Event) -> tuple[str, ...]:
     return (
         e.start_time.strftime("%Y-%m-%d %H:%M:%S"), duration, e.camera, e.kind.value, e.label,
         "-" if e.track_id is None else str(e.track_id), f"{e.score:.2f}", e.zone or "-", e.id,
-        _note(e),
+        e.clip or "-", _note(e),
     )
 
 

@@ -57,6 +57,13 @@ class Capture(Protocol):
 CaptureFactory = Callable[[str, SourceConfig], Capture]
 
 
+class FrameTap(Protocol):
+    """Sees every decoded frame on the capture thread (the clip buffer); must return quickly
+    and never raise."""
+
+    def offer(self, image: np.ndarray, monotonic: float, captured_at: datetime) -> None: ...
+
+
 def open_capture(url: str, source: SourceConfig) -> Capture:
     """Open ``url`` with OpenCV's FFmpeg backend, open and read bounded by ``source``.
 
@@ -181,7 +188,7 @@ class _Cadence:
         return True
 
 
-def _lower_priority(nice: int) -> None:
+def lower_thread_priority(nice: int) -> None:
     """Make the calling thread ``nice`` steps nicer (Linux: per thread), where the OS allows."""
     if nice <= 0 or not hasattr(os, "setpriority"):
         return
@@ -204,6 +211,7 @@ class CameraSource:
         source: open/read/stall timeouts and the reconnect backoff.
         slot: where frames go; the consumer takes the newest one.
         motion: the ``[motion]`` section; None or disabled: frames carry no motion (inferred whole).
+        frame_tap: also gets every frame read, detection on or off (the clip buffer samples it).
         open_capture: opens a capture; tests pass a fake, the daemon keeps the default.
 
     Example:
@@ -219,9 +227,11 @@ class CameraSource:
         slot: LatestFrame,
         *,
         motion: MotionConfig | None = None,
+        frame_tap: FrameTap | None = None,
         open_capture: CaptureFactory = open_capture,
     ) -> None:
         self._camera = camera
+        self._tap = frame_tap
         self._motion = MotionDetector(motion) if motion is not None and motion.enabled else None
         self._cadence = _Cadence(camera.detect_fps)
         self._motion_since: Motion | None = None  # since the last frame offered
@@ -304,7 +314,7 @@ class CameraSource:
             self._state = state
 
     def _run(self) -> None:
-        _lower_priority(self._source.capture_nice)
+        lower_thread_priority(self._source.capture_nice)
         try:
             while not self._stop.is_set():
                 try:
@@ -397,6 +407,7 @@ class CameraSource:
         return fps if 0.0 < fps <= _MAX_FILE_FPS else _FALLBACK_FILE_FPS
 
     def _deliver(self, image: Any, now: float) -> None:
+        captured_at = datetime.now(UTC)
         with self._lock:
             index = self._frames_read
             self._frames_read += 1
@@ -413,12 +424,14 @@ class CameraSource:
         if resumed and self._motion is not None:
             # Another connection may show another picture: the old background means nothing.
             self._motion = MotionDetector(self._motion.config)
+        if self._tap is not None:
+            self._tap.offer(image, now, captured_at)
         motion = self._motion.update(image) if self._motion is not None else None
         self._motion_since = combine(self._motion_since, motion, first=self._nothing_since)
         self._nothing_since = False
         if not self._cadence.due(now) or self._detection_paused:
             return
-        frame = Frame(self.name, index, image, datetime.now(UTC), now, self._motion_since)
+        frame = Frame(self.name, index, image, captured_at, now, self._motion_since)
         self._motion_since, self._nothing_since = None, True
         with self._lock:
             self._frames_offered += 1

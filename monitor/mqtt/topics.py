@@ -3,6 +3,7 @@
 Topics:
     ``{prefix}/events/{camera}/{kind}``    one message per alert (start, update, end), QoS 1.
     ``{prefix}/reviews``                   review items (new, update, end), QoS 1.
+    ``{prefix}/clips/{camera}``            one message per event clip written, QoS 1.
     ``{prefix}/available/{instance}``      retained ``online`` / ``offline`` (the last will), one
                                            per daemon instance sharing the broker.
     ``{prefix}/{camera}/{label}``          retained count of objects present (e.g. ``2``).
@@ -36,10 +37,11 @@ the event's alerts in order (1 = start; a stationary record promoted to an event
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from monitor.clock import iso_utc
 from monitor.types import (
-    Alert, CameraState, Direction, EventKind, OutboxMessage, ReviewMessage,
+    Alert, CameraState, Direction, Event, EventKind, OutboxMessage, ReviewMessage,
 )
 
 _FORBIDDEN_IN_LEVEL = ("/", "#", "+")
@@ -151,6 +153,41 @@ def review_outbox_message(prefix: str, message: ReviewMessage) -> OutboxMessage:
         id=None, camera=message.review.camera, topic=reviews_topic(prefix),
         payload=review_payload(message),
     )
+
+
+def clip_topic(prefix: str, camera: str) -> str:
+    """Clips of one camera's events, once written (after the event's ``end``): ``{prefix}/clips/
+    {camera}``. A topic of its own, not a fourth alert type: Home Assistant's event entities
+    on the alert topics list their event types, and a clip is not a change of the event."""
+    return f"{prefix}/clips/{_level(camera, 'camera')}"
+
+
+def clip_payload(event: Event, path: str, starts_at: datetime, duration_s: float,
+                 size_bytes: int) -> str:
+    """The JSON text of one clip message::
+
+        {"type": "clip", "id": "3f0c...", "camera": "gate", "kind": "intrusion",
+         "start_time": "2024-05-01T12:00:00.250Z", "end_time": "2024-05-01T12:00:09.100Z",
+         "clip": "/var/lib/monitor/clips/gate/2024-05-01/3f0c....mp4",
+         "clip_start": "2024-05-01T12:59:55.300Z", "duration_s": 19.0, "size_bytes": 412345}
+
+    ``id`` is the event's (as in its alerts); ``end_time`` is null for an event still open when
+    its clip reached ``max_length_s``. ``clip_start`` is the footage time of the first frame,
+    ``duration_s`` the playing time.
+    """
+    body = {
+        "type": "clip",
+        "id": event.id,
+        "camera": event.camera,
+        "kind": event.kind.value,
+        "start_time": iso_utc(event.start_time),
+        "end_time": None if event.end_time is None else iso_utc(event.end_time),
+        "clip": path,
+        "clip_start": iso_utc(starts_at),
+        "duration_s": round(duration_s, 3),
+        "size_bytes": size_bytes,
+    }
+    return json.dumps(body, separators=(",", ":"))
 
 
 def availability_topic(prefix: str, instance: str) -> str:

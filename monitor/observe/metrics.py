@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # From a 320-px crop on a fast CPU (~10 ms) to a 4-camera batch at 640 px on two cores (~2 s).
 INFERENCE_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
+# From a line crossing's 10 s clip (~0.2 s here) to a max_length_s clip of a busy camera.
+CLIP_ENCODE_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class DaemonCollector(Collector):
@@ -55,6 +57,7 @@ class DaemonCollector(Collector):
         yield from self._cameras(stats)
         yield from self._detector(stats)
         yield from self._store(stats)
+        yield from self._clips(stats)
         uptime = GaugeMetricFamily("monitor_uptime_seconds", "Seconds since the daemon started.")
         uptime.add_metric([], stats.uptime_s)
         yield uptime
@@ -164,6 +167,38 @@ class DaemonCollector(Collector):
             yield depth
 
 
+    def _clips(self, stats: DaemonStats) -> Iterator[Metric]:
+        written = CounterMetricFamily("monitor_clips_written", "Event clips written.")
+        failed = CounterMetricFamily(
+            "monitor_clips_failed", "Event clips that could not be made (no footage, encoder "
+            "or disk error).")
+        dropped = CounterMetricFamily(
+            "monitor_clips_dropped", "Event clips given up: [clips] queue_size full, or not "
+            "done within the stop's time.")
+        written_bytes = CounterMetricFamily("monitor_clips_written_bytes",
+                                            "Bytes of the event clips written.")
+        pending = GaugeMetricFamily("monitor_clips_pending",
+                                    "Events whose clips are still to be written.")
+        buffered = GaugeMetricFamily(
+            "monitor_clip_buffer_bytes", "JPEG bytes in the camera's clip frame ring "
+            "(at most [clips] memory_limit_mb).", labels=["camera"])
+        evicted = CounterMetricFamily(
+            "monitor_clip_buffer_evicted_frames", "Frames the ring dropped, though a clip "
+            "wanted them, to stay within memory_limit_mb.", labels=["camera"])
+        clips = stats.clips
+        if clips is not None:
+            written.add_metric([], clips.written)
+            failed.add_metric([], clips.failed)
+            dropped.add_metric([], clips.dropped)
+            written_bytes.add_metric([], clips.bytes_written)
+            pending.add_metric([], clips.pending)
+            for name, count in clips.buffered_bytes.items():
+                buffered.add_metric([name], count)
+            for name, count in clips.evicted_frames.items():
+                evicted.add_metric([name], count)
+        yield from (written, failed, dropped, written_bytes, pending, buffered, evicted)
+
+
 class MetricsServer:
     """The registry, the inference histogram and the HTTP endpoint of one daemon.
 
@@ -179,8 +214,16 @@ class MetricsServer:
             "monitor_inference_seconds", "Wall time of one detector call.",
             buckets=INFERENCE_BUCKETS_S, registry=self.registry,
         )
+        self._clip_encode = Histogram(
+            "monitor_clip_encode_seconds", "Wall time to encode and write one event clip.",
+            buckets=CLIP_ENCODE_BUCKETS_S, registry=self.registry,
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    def observe_clip_encode(self, seconds: float) -> None:
+        """One clip written (the clip thread; ``ClipWriter(on_encoded=...)``)."""
+        self._clip_encode.observe(seconds)
 
     def observe_inference(self, seconds: float, _shape: tuple[int, int, int]) -> None:
         """One detector call (the inference thread; ``RegionDetector(on_inference=...)``)."""

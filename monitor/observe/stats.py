@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitor.clips.writer import ClipStats
 from monitor.detect.regions import RegionStats
 from monitor.detect.worker import WorkerStats
 from monitor.ingest.source import SourceStats
@@ -44,6 +45,7 @@ class DaemonStats:
         writer: the store queue; None before start.
         outbox: the MQTT publisher; None before start.
         uptime_s: seconds since the daemon started.
+        clips: the clip writer; None when clips are off.
     """
 
     sources: dict[str, SourceStats]
@@ -55,3 +57,4 @@ class DaemonStats:
     writer: WriterStats | None = None
     outbox: OutboxStats | None = None
     uptime_s: float = 0.0
+    clips: ClipStats | None = None

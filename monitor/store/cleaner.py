@@ -27,9 +27,9 @@ from monitor.store.db import masked_url
 from monitor.store.models import utcnow
 from monitor.store.retention import (
     ExpireEvents, ExpireReviews, ExpireSnapshots, ForgetSnapshots, IncrementalVacuum,
-    RetentionStep, StepResult, UnreferencedSnapshots, vacuum_state,
+    RetentionStep, StepResult, UnreferencedClips, UnreferencedSnapshots, vacuum_state,
 )
-from monitor.store.snapshot_files import FileDeleter, SnapshotFile, scan
+from monitor.store.snapshot_files import CLIP_SUFFIX, FileDeleter, SnapshotFile, scan
 from monitor.store.writer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,15 @@ class RetentionReport:
     outbox_rows: int = 0
     reviews: int = 0
     snapshots: int = 0
+    clips: int = 0
     temp_files: int = 0
-    file_bytes: int = 0  # of the snapshots and temporary files
+    file_bytes: int = 0  # of the snapshots, clips and temporary files
     vacuum_bytes: int = 0  # SQLite file pages given back
 
     def deleted_anything(self) -> bool:
         # Not the vacuum alone: giving back the pages of a migration or an outbox prune is not
         # news worth a line every hour.
-        return any((self.events, self.outbox_rows, self.reviews, self.snapshots,
+        return any((self.events, self.outbox_rows, self.reviews, self.snapshots, self.clips,
                     self.temp_files))
 
 
@@ -82,6 +83,9 @@ class RetentionCleaner:
         writer: the started writer thread; every database change goes through it.
         engine: for reading SQLite's vacuum state (never written here).
         snapshot_root: the folder ``SnapshotWriter`` writes to, spelt the same way.
+        clip_root: the clips folder (``Config.clips_dir()``); None: clip files are left alone.
+            Clips go with their events (``events_days``); a clip no event points to goes once
+            older than ``stray_file_age_s`` (its path is recorded seconds after it is written).
         now: the clock (UTC-aware), injectable for tests.
 
     Example:
@@ -92,12 +96,13 @@ class RetentionCleaner:
 
     def __init__(
         self, config: RetentionConfig, writer: EventWriter, engine: Engine, snapshot_root: Path,
-        *, now: Callable[[], datetime] = utcnow,
+        *, clip_root: Path | None = None, now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._config = config
         self._writer = writer
         self._engine = engine
         self._root = snapshot_root
+        self._clip_root = clip_root
         self._now = now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -159,25 +164,33 @@ class RetentionCleaner:
         """
         tally = _Tally()
         deleter = FileDeleter(self._root)
+        clips = None if self._clip_root is None else FileDeleter(self._clip_root, CLIP_SUFFIX)
         try:
-            self._expire(tally, deleter, self._now())
+            self._expire(tally, deleter, clips, self._now())
             self._sweep(tally, deleter, self._now())
+            if clips is not None:
+                self._sweep_clips(tally, clips, self._now())
             self._vacuum(tally)
         except _Stopped:
             pass
         finally:
             deleter.report_failures()
+            if clips is not None:
+                clips.report_failures()
         report = tally.report()
         if report.deleted_anything():
             log.info(
                 "retention: deleted %d event(s) with %d outbox row(s), %d review(s), "
-                "%d snapshot(s) and %d temporary file(s) (%s); vacuum gave back %s",
+                "%d snapshot(s), %d clip(s) and %d temporary file(s) (%s); vacuum gave back %s",
                 report.events, report.outbox_rows, report.reviews, report.snapshots,
-                report.temp_files, _mib(report.file_bytes), _mib(report.vacuum_bytes),
+                report.clips, report.temp_files, _mib(report.file_bytes),
+                _mib(report.vacuum_bytes),
             )
         return report
 
-    def _expire(self, tally: _Tally, deleter: FileDeleter, now: datetime) -> None:
+    def _expire(
+        self, tally: _Tally, deleter: FileDeleter, clips: FileDeleter | None, now: datetime
+    ) -> None:
         config = self._config
         if config.events_days:
             cutoff = now - timedelta(days=config.events_days)
@@ -185,6 +198,8 @@ class RetentionCleaner:
             for result in self._repeat(lambda _: step):
                 tally.add(events=result.rows, outbox_rows=result.outbox_rows)
                 self._delete(result.paths, tally, deleter)
+                if clips is not None:
+                    self._delete_clips(result.clip_paths, tally, clips)
             for result in self._repeat(
                 lambda last: ExpireReviews(
                     cutoff, config.batch_rows, None if last is None else last.after
@@ -207,15 +222,36 @@ class RetentionCleaner:
             if now_s - temp.mtime_s > config.stray_file_age_s:
                 if (freed := deleter.delete(temp.path)) is not None:
                     tally.add(temp_files=1, file_bytes=freed)
-        files = {f.path: f for f in folder.snapshots}
+        files = {f.path: f for f in folder.files}
         orphan_days = config.snapshots_days or config.events_days
         if orphan_days:
-            old = [f.path for f in folder.snapshots if now_s - f.mtime_s > orphan_days * 86_400]
+            old = [f.path for f in folder.files if now_s - f.mtime_s > orphan_days * 86_400]
             for chunk in _chunks(old, config.batch_rows):
                 result = self._apply(UnreferencedSnapshots(tuple(chunk)))
                 self._delete(result.paths, tally, deleter, files)
         if config.snapshots_max_bytes:
             self._cap(list(files.values()), tally, deleter, now_s)
+
+    def _sweep_clips(self, tally: _Tally, clips: FileDeleter, now: datetime) -> None:
+        """Stray temporary files of the clip folder, and clips no event points to."""
+        assert self._clip_root is not None
+        config = self._config
+        now_s = now.timestamp()
+        folder = scan(self._clip_root, CLIP_SUFFIX)
+        for temp in folder.temporary:
+            if now_s - temp.mtime_s > config.stray_file_age_s:
+                if (freed := clips.delete(temp.path)) is not None:
+                    tally.add(temp_files=1, file_bytes=freed)
+        # A younger clip may be waiting in the store queue for its path to be recorded.
+        old = [f.path for f in folder.files if now_s - f.mtime_s > config.stray_file_age_s]
+        for chunk in _chunks(old, config.batch_rows):
+            result = self._apply(UnreferencedClips(tuple(chunk)))
+            self._delete_clips(result.clip_paths, tally, clips)
+
+    def _delete_clips(self, paths: Sequence[str], tally: _Tally, clips: FileDeleter) -> None:
+        for path in paths:
+            if (freed := clips.delete(path)) is not None:
+                tally.add(clips=1, file_bytes=freed)
 
     def _cap(
         self, files: list[SnapshotFile], tally: _Tally, deleter: FileDeleter, now_s: float

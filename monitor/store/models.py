@@ -110,6 +110,8 @@ class EventRow(Base):
     box: Mapped[list[float]] = mapped_column(JSON)
     zone: Mapped[str | None] = mapped_column(String(128))
     snapshot: Mapped[str | None] = mapped_column(String(1024))
+    # The event's MP4 clip, set by the clip thread once written (never by an alert's upsert).
+    clip: Mapped[str | None] = mapped_column(String(1024))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     # What an operator said the event really was (monitor label); training data for the model.
     operator_label: Mapped[str | None] = mapped_column(String(32))

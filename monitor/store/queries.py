@@ -316,6 +316,7 @@ def _to_event(row: EventRow) -> Event:
         end_reason=None if row.end_reason is None else EndReason(row.end_reason),
         announced=row.announced,
         direction=None if row.direction is None else Direction(row.direction),
+        clip=row.clip,
     )
 
 

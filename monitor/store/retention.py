@@ -85,6 +85,14 @@ class UnreferencedSnapshots:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreferencedClips:
+    """Change nothing; give back which of ``paths`` no stored event's clip is (on the writer
+    thread, as ``UnreferencedSnapshots``: a clip whose path is queued is not taken for a stray)."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class IncrementalVacuum:
     """SQLite: give up to ``pages`` free pages back to the file system (a no-op elsewhere)."""
 
@@ -93,7 +101,7 @@ class IncrementalVacuum:
 
 RetentionStep = (
     ExpireEvents | ExpireReviews | ExpireSnapshots | ForgetSnapshots | UnreferencedSnapshots
-    | IncrementalVacuum
+    | UnreferencedClips | IncrementalVacuum
 )
 
 
@@ -105,6 +113,7 @@ class StepResult:
         rows: events, reviews or snapshot references deleted; for a vacuum, pages freed.
         outbox_rows: outbox rows deleted with the events.
         paths: snapshot files no stored event points to any more (safe to delete).
+        clip_paths: the same for clip files.
         more: the step hit its limit; run it again (with ``after`` for reviews).
         after: where the next ``ExpireReviews`` continues.
         free_pages: a vacuum's free pages still left in the file.
@@ -113,6 +122,7 @@ class StepResult:
     rows: int = 0
     outbox_rows: int = 0
     paths: tuple[str, ...] = ()
+    clip_paths: tuple[str, ...] = ()
     more: bool = False
     after: tuple[datetime, str] | None = None
     free_pages: int = 0
@@ -150,6 +160,9 @@ def apply_step(engine: Engine, step: RetentionStep) -> StepResult:
             return _expire_snapshots(session, step)
         if isinstance(step, ForgetSnapshots):
             return _forget_snapshots(session, step.paths)
+        if isinstance(step, UnreferencedClips):
+            return StepResult(clip_paths=tuple(sorted(
+                set(step.paths) - _referenced(session, step.paths, EventRow.clip))))
         return StepResult(paths=tuple(sorted(set(step.paths) - _referenced(session, step.paths))))
 
 
@@ -159,7 +172,7 @@ def _unsent_alert() -> Exists:
 
 
 def _expire_events(session: Session, step: ExpireEvents) -> StepResult:
-    query = select(EventRow.id, EventRow.snapshot).where(
+    query = select(EventRow.id, EventRow.snapshot, EventRow.clip).where(
         EventRow.end_time.is_not(None), EventRow.end_time < step.cutoff, ~_unsent_alert()
     )
     if step.keep_labelled:
@@ -181,8 +194,9 @@ def _expire_events(session: Session, step: ExpireEvents) -> StepResult:
     )
     kept = set(session.scalars(select(EventRow.id).where(EventRow.id.in_(ids))))
     paths = tuple(row.snapshot for row in rows if row.id not in kept and row.snapshot)
+    clips = tuple(row.clip for row in rows if row.id not in kept and row.clip)
     return StepResult(
-        rows=len(ids) - len(kept), outbox_rows=_rowcount(outbox), paths=paths,
+        rows=len(ids) - len(kept), outbox_rows=_rowcount(outbox), paths=paths, clip_paths=clips,
         more=len(ids) == step.limit,
     )
 
@@ -284,13 +298,13 @@ def _forget_snapshots(session: Session, paths: Sequence[str]) -> StepResult:
     return StepResult(rows=nulled, paths=tuple(sorted(set(paths) - held)))
 
 
-def _referenced(session: Session, paths: Sequence[str]) -> set[str]:
+def _referenced(session: Session, paths: Sequence[str], column: Any = EventRow.snapshot) -> set[str]:
+    """Which of ``paths`` some stored event has in ``column`` (its snapshot, or its clip)."""
     found: set[str] = set()
     for chunk in in_chunks(sorted(set(paths))):
         found |= {
-            path for path in session.scalars(
-                select(EventRow.snapshot).where(EventRow.snapshot.in_(chunk))
-            ) if path is not None
+            path for path in session.scalars(select(column).where(column.in_(chunk)))
+            if path is not None
         }
     return found
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from monitor.mqtt.topics import outbox_message, review_outbox_message
+from monitor.clips.writer import WrittenClip
+from monitor.mqtt.topics import clip_payload, clip_topic, outbox_message, review_outbox_message
 from monitor.store.writer import EventWriter
-from monitor.types import Alert, ReviewMessage
+from monitor.types import Alert, OutboxMessage, ReviewMessage
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +56,20 @@ class StoreSink:
                 "store queue full at shutdown: %s of review %s not recorded",
                 message.type.value, message.review.id,
             )
+
+    def record_clip(self, written: WrittenClip) -> None:
+        """The clip thread wrote an event's clip: its path goes on the event row and its message
+        (``{prefix}/clips/{camera}``) into the outbox, in one transaction. Waits for queue room
+        as long as it takes while running (only later clips wait), ``timeout_s`` at shutdown."""
+        event, clip = written.event, written.clip
+        path = str(clip.path)
+        payload = clip_payload(event, path, clip.starts_at, clip.duration_s, clip.size_bytes)
+        message = OutboxMessage(id=None, camera=event.camera,
+                                topic=clip_topic(self._prefix, event.camera), payload=payload)
+        try:
+            self._writer.record_clip(event.id, path, message, timeout_s=self.timeout_s)
+        except (TimeoutError, RuntimeError) as exc:  # RuntimeError: the writer has stopped
+            # No event will point to the file: remove it now rather than leave it to retention.
+            clip.path.unlink(missing_ok=True)
+            log.warning("clip of event %s not recorded (%s); its file is removed", event.id,
+                        "store queue full at shutdown" if isinstance(exc, TimeoutError) else exc)

@@ -1,8 +1,10 @@
-"""The snapshot folder as retention sees it: which files there are, and deleting them safely.
+"""The snapshot and clip folders as retention sees them: which files there are, and deleting
+them safely.
 
-Only ``*.jpg`` snapshots and ``*.tmp`` leftovers of an interrupted write are ever touched, only
-regular files (never a symlink's target), and only inside the snapshot folder: a path stored by
-another daemon sharing the database, or one an operator edited, is never deleted here.
+Only files of the folder's kind (``*.jpg`` snapshots, ``*.mp4`` clips) and ``*.tmp`` leftovers
+of an interrupted write are ever touched, only regular files (never a symlink's target), and
+only inside the folder: a path stored by another daemon sharing the database, or one an operator
+edited, is never deleted here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SUFFIX = ".jpg"
+CLIP_SUFFIX = ".mp4"
 TEMP_SUFFIX = ".tmp"
 
 
@@ -37,14 +40,15 @@ class SnapshotFile:
 
 @dataclass(frozen=True, slots=True)
 class FolderScan:
-    """The folder's snapshots (oldest first) and temporary files."""
+    """The folder's files of its kind (oldest first) and temporary files."""
 
-    snapshots: tuple[SnapshotFile, ...]
+    files: tuple[SnapshotFile, ...]
     temporary: tuple[SnapshotFile, ...]
 
 
-def scan(root: Path) -> FolderScan:
-    """Every snapshot and temporary file under ``root`` (a missing folder has none).
+def scan(root: Path, suffix: str = SNAPSHOT_SUFFIX) -> FolderScan:
+    """Every file ending in ``suffix`` and every temporary file under ``root`` (a missing
+    folder has none).
 
     Files that vanish or cannot be read while the folder is scanned are skipped.
     """
@@ -52,7 +56,7 @@ def scan(root: Path) -> FolderScan:
     temporary: list[SnapshotFile] = []
     for directory, _dirs, names in os.walk(root):  # no symlinked folders (followlinks=False)
         for name in names:
-            if not name.endswith((SNAPSHOT_SUFFIX, TEMP_SUFFIX)):
+            if not name.endswith((suffix, TEMP_SUFFIX)):
                 continue
             path = os.path.join(directory, name)
             try:
@@ -62,7 +66,7 @@ def scan(root: Path) -> FolderScan:
             if not stat.S_ISREG(info.st_mode):
                 continue
             found = SnapshotFile(path, info.st_size, info.st_mtime)
-            (snapshots if name.endswith(SNAPSHOT_SUFFIX) else temporary).append(found)
+            (snapshots if name.endswith(suffix) else temporary).append(found)
     snapshots.sort(key=lambda f: (f.mtime_s, f.path))
     return FolderScan(tuple(snapshots), tuple(temporary))
 
@@ -75,21 +79,23 @@ class FileDeleter:
 
     Args:
         root: the only folder whose files may be deleted.
+        suffix: the folder's kind of file (besides temporary files).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, suffix: str = SNAPSHOT_SUFFIX) -> None:
         self._root = root.resolve()
+        self._suffix = suffix
         self.failed = 0
         self._first_failure = ""
 
     def delete(self, path: str) -> int | None:
-        """Delete ``path`` if it is a snapshot or temporary file inside the folder.
+        """Delete ``path`` if it is a file of the folder's kind or temporary, inside it.
 
         Returns:
             The bytes freed; None when nothing was deleted (missing, outside the folder, not a
             regular file, or not deletable).
         """
-        if not path.endswith((SNAPSHOT_SUFFIX, TEMP_SUFFIX)) or not self._inside(path):
+        if not path.endswith((self._suffix, TEMP_SUFFIX)) or not self._inside(path):
             return None
         try:
             info = os.lstat(path)

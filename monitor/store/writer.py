@@ -50,6 +50,16 @@ class _ReviewRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class _ClipRecord:
+    """An event's clip was written: its path on the event row, and its message to publish."""
+
+    seq: int
+    event_id: str
+    path: str
+    message: OutboxMessage | None
+
+
+@dataclass(frozen=True, slots=True)
 class _MarkSent:
     seq: int
     outbox_ids: tuple[int, ...]
@@ -78,7 +88,7 @@ class _Retention:
     done: Future[StepResult]
 
 
-_Item = _Record | _ReviewRecord | _MarkSent | _MarksQueued | _Prune | _Retention
+_Item = _Record | _ReviewRecord | _ClipRecord | _MarkSent | _MarksQueued | _Prune | _Retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +228,20 @@ class EventWriter:
         if review.end_time is not None:
             require_utc(review.end_time, f"review {review.id} end_time")
         self._put(lambda seq: _ReviewRecord(seq, message, outbox), timeout_s)
+
+    def record_clip(
+        self, event_id: str, path: str, message: OutboxMessage | None, *,
+        timeout_s: float | None = None,
+    ) -> None:
+        """Queue setting the event's clip path, with the message announcing it, in one
+        transaction (after the event's alerts, queued before). An event no longer stored
+        (deleted meanwhile) gets neither. Blocks while the queue is full, as ``record``.
+
+        Raises:
+            RuntimeError: the writer was stopped.
+            TimeoutError: the queue stayed full for ``timeout_s``; nothing was queued.
+        """
+        self._put(lambda seq: _ClipRecord(seq, event_id, path, message), timeout_s)
 
     def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         """Queue setting ``sent_at`` to now on these outbox rows (rows already sent keep theirs).
@@ -416,7 +440,9 @@ class EventWriter:
             log = logger.error if isinstance(exc, DBAPIError) else logger.exception
             log("dropping %s that %s refuses: %s", _describe(batch[0]), self._name, first_line(exc))
             return
-        if self._on_commit is not None and any(isinstance(i, _Record | _ReviewRecord) for i in batch):
+        if self._on_commit is not None and any(
+            isinstance(i, _Record | _ReviewRecord | _ClipRecord) for i in batch
+        ):
             try:
                 self._on_commit()
             except Exception:
@@ -496,6 +522,14 @@ class EventWriter:
                 elif isinstance(item, _ReviewRecord):
                     _upsert_review(session, item.message.review)
                     session.add(_outbox_row(item.message.cause, item.outbox, self._instance))
+                elif isinstance(item, _ClipRecord):
+                    row = session.get(EventRow, item.event_id)
+                    if row is None:
+                        continue  # retention deleted it meanwhile: nothing to point at the file
+                    row.clip = item.path
+                    if item.message is not None:
+                        session.add(_outbox_row(item.event_id, item.message, self._instance))
+                    session.flush()
                 elif isinstance(item, _MarkSent):
                     # In pieces: a long outage collects more marks than one statement may bind.
                     for ids in in_chunks(item.outbox_ids):
@@ -570,6 +604,8 @@ def _describe(item: _Item) -> str:
         return f"{item.alert.type.value} alert of event {item.alert.event.id}"
     if isinstance(item, _ReviewRecord):
         return f"{item.message.type.value} of review {item.message.review.id}"
+    if isinstance(item, _ClipRecord):
+        return f"clip of event {item.event_id}"
     if isinstance(item, _MarkSent):
         return f"sent-mark of outbox ids {list(item.outbox_ids)}"
     return "outbox prune"
