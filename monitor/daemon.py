@@ -588,6 +588,8 @@ class Daemon:
             # below); only the others leave Home Assistant.
             if self._announcer is not None:
                 self._announcer.forget(running[name], keeping=changed.get(name))
+            if self._clips is not None and name not in changed:
+                self._clips.retire_camera(name)  # a changed camera's ring is replaced below
         for camera in plan.added:
             try:
                 self._build_camera(camera, counts.get(camera.name) or None)

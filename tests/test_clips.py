@@ -303,3 +303,31 @@ def test_the_observer_passes_the_alert_on_before_the_clip_writer_sees_it(tmp_pat
     writer.add_camera("cam1", keep_s=5.0)
     ClipObserver(Sink(), writer).emit(alert(AlertType.START, make_event()))
     assert seen == ["store start"] and writer.stats().pending == 1
+
+
+def test_a_removed_cameras_ring_goes_once_its_pending_clip_is_written(tmp_path: Path) -> None:
+    config = ClipsConfig(pre_roll_s=1, post_roll_s=0.5, fps=5, max_width_px=320)
+    clock = FakeClock(0)
+    written: list[WrittenClip] = []
+    done = threading.Event()
+    writer = ClipWriter(config, tmp_path, lambda c: (written.append(c), done.set()), now=clock)
+    busy = writer.add_camera("cam1", keep_s=1.0)
+    idle = writer.add_camera("cam2", keep_s=1.0)
+    for index in range(10):
+        clock.t = index / 10
+        busy.offer(picture(index), clock.t, at(clock.t))
+        idle.offer(picture(index), clock.t, at(clock.t))
+    writer.observe(alert(AlertType.START, make_event(0.5)))
+    writer.start()
+    try:
+        writer.retire_camera("cam2")  # nothing pending: its ring goes at once
+        writer.retire_camera("cam1")  # its event's clip is still to come
+        assert set(writer.stats().buffered_bytes) == {"cam1"}
+        writer.observe(alert(AlertType.END, make_event(0.5, 0.9)))  # as the pipeline's close
+        clock.t = 1.5
+        assert done.wait(5.0)
+    finally:
+        assert writer.stop(5.0)
+    (clip,) = written
+    assert clip.clip.frames > 0  # made from the removed camera's footage
+    assert writer.stats().buffered_bytes == {}  # and then its ring went, metrics with it

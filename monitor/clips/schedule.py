@@ -91,6 +91,10 @@ class ClipSchedule:
         self._windows.clear()
         return windows
 
+    def pending_for(self, camera: str) -> int:
+        """How many of the pending windows are of ``camera``'s events."""
+        return sum(w.event.camera == camera for w in self._windows.values())
+
     def next_due(self) -> datetime | None:
         """The earliest end among the pending windows (None: none pending)."""
         return min((w.end for w in self._windows.values()), default=None)

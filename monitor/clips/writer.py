@@ -133,6 +133,8 @@ class ClipWriter:
         self._schedule = ClipSchedule(config.pre_roll_s, config.post_roll_s,
                                       config.max_length_s, config.queue_size)
         self._rings: dict[str, FrameRing] = {}
+        # Cameras a reload removed: each ring goes once its last pending clip is written.
+        self._retired: set[str] = set()
         # Guards the schedule, the rings dict and the counters; never held while encoding.
         self._cond = threading.Condition()
         self._stopping = False
@@ -150,7 +152,21 @@ class ClipWriter:
         ring = FrameRing(keep_s, round(config.memory_limit_mb * 1_000_000))
         with self._cond:
             self._rings[camera] = ring
+            self._retired.discard(camera)
         return ClipSampler(ring, config.fps, config.max_width_px, config.jpeg_quality)
+
+    def retire_camera(self, camera: str) -> None:
+        """The camera was removed: its ring (memory, and its metrics) goes as soon as the clips
+        of its events still pending are written, from the footage it has."""
+        with self._cond:
+            self._retired.add(camera)
+            self._drop_retired_rings()
+
+    def _drop_retired_rings(self) -> None:
+        """With ``_cond`` held."""
+        for camera in [c for c in self._retired if not self._schedule.pending_for(c)]:
+            self._rings.pop(camera, None)
+            self._retired.discard(camera)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -243,6 +259,9 @@ class ClipWriter:
     def _release(self, window: ClipWindow) -> FrameRing | None:
         with self._cond:
             ring = self._rings.get(window.event.camera)
+            # The window has left the schedule: a removed camera's ring may go now. This
+            # clip is still made from the ring returned.
+            self._drop_retired_rings()
         if ring is not None:
             ring.release(window.event.id)
         return ring
