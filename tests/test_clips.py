@@ -212,12 +212,23 @@ class FakeClock:
         return at(self.t)
 
 
-def test_the_writer_writes_an_ended_event_once_its_post_roll_is_filmed(tmp_path: Path) -> None:
-    config = ClipsConfig(pre_roll_s=2, post_roll_s=1, fps=5, max_width_px=320)
+def recording_writer(config: ClipsConfig, root: Path
+                     ) -> tuple[ClipWriter, FakeClock, list[WrittenClip], threading.Event]:
+    """A writer on a clock the test moves, with the clips it writes and an event set at each."""
     clock = FakeClock(0)
     written: list[WrittenClip] = []
     done = threading.Event()
-    writer = ClipWriter(config, tmp_path, lambda c: (written.append(c), done.set()), now=clock)
+
+    def record(clip: WrittenClip) -> None:
+        written.append(clip)
+        done.set()
+
+    return ClipWriter(config, root, record, now=clock), clock, written, done
+
+
+def test_the_writer_writes_an_ended_event_once_its_post_roll_is_filmed(tmp_path: Path) -> None:
+    config = ClipsConfig(pre_roll_s=2, post_roll_s=1, fps=5, max_width_px=320)
+    writer, clock, written, done = recording_writer(config, tmp_path)
     sampler = writer.add_camera("cam1", keep_s=2.0)
     writer.start()
     try:
@@ -307,10 +318,7 @@ def test_the_observer_passes_the_alert_on_before_the_clip_writer_sees_it(tmp_pat
 
 def test_a_removed_cameras_ring_goes_once_its_pending_clip_is_written(tmp_path: Path) -> None:
     config = ClipsConfig(pre_roll_s=1, post_roll_s=0.5, fps=5, max_width_px=320)
-    clock = FakeClock(0)
-    written: list[WrittenClip] = []
-    done = threading.Event()
-    writer = ClipWriter(config, tmp_path, lambda c: (written.append(c), done.set()), now=clock)
+    writer, clock, written, done = recording_writer(config, tmp_path)
     busy = writer.add_camera("cam1", keep_s=1.0)
     idle = writer.add_camera("cam2", keep_s=1.0)
     for index in range(10):
