@@ -339,3 +339,34 @@ def test_a_removed_cameras_ring_goes_once_its_pending_clip_is_written(tmp_path: 
     (clip,) = written
     assert clip.clip.frames > 0  # made from the removed camera's footage
     assert writer.stats().buffered_bytes == {}  # and then its ring went, metrics with it
+
+
+def test_a_clip_keeps_its_footage_when_a_frame_arrives_as_its_hold_is_released(
+        tmp_path: Path) -> None:
+    """The capture thread's next append prunes what no hold keeps: the clip must have read its
+    frames before its hold goes, not after."""
+    config = ClipsConfig(pre_roll_s=1, post_roll_s=0.5, fps=5, max_width_px=320)
+    writer, clock, written, done = recording_writer(config, tmp_path)
+    sampler = writer.add_camera("cam1", keep_s=0.5)
+    writer.observe(alert(AlertType.START, make_event(1.0)))  # holds from 0.0 s
+    for index in range(30):  # 3 s at 10 fps
+        clock.t = index / 10
+        sampler.offer(picture(index), clock.t, at(clock.t))
+    writer.observe(alert(AlertType.END, make_event(1.0, 2.0)))  # the clip is 0.0..2.5 s
+    ring = sampler.ring
+    release = ring.release
+
+    def release_then_a_frame_arrives(key: str) -> None:
+        release(key)
+        ring.append(ClipFrame(b"late", at(3.0), 3.0))  # drops all but the last 0.5 s
+
+    ring.release = release_then_a_frame_arrives  # type: ignore[method-assign]
+    clock.t = 3.0
+    writer.start()
+    try:
+        assert done.wait(5.0)
+    finally:
+        assert writer.stop(5.0)
+    (clip,) = written
+    assert clip.clip.starts_at == at(0.0)
+    assert clip.clip.duration_s == pytest.approx(2.5, abs=0.2 + 1e-9)

@@ -256,23 +256,25 @@ class ClipWriter:
                 return
             self._write(window)
 
-    def _release(self, window: ClipWindow) -> FrameRing | None:
+    def _release(self, window: ClipWindow) -> None:
         with self._cond:
             ring = self._rings.get(window.event.camera)
-            # The window has left the schedule: a removed camera's ring may go now. This
-            # clip is still made from the ring returned.
+            # The window has left the schedule: a removed camera's ring may go now.
             self._drop_retired_rings()
         if ring is not None:
             ring.release(window.event.id)
-        return ring
 
     def _write(self, window: ClipWindow) -> None:
         event = window.event
-        ring = self._release(window)
+        with self._cond:
+            ring = self._rings.get(event.camera)
+        # Read before the hold goes: once released, the capture thread's next append may drop
+        # every frame older than the ring's keep_s, the start of this clip with them.
+        frames = ring.between(window.start, window.end) if ring is not None else ()
+        self._release(window)
         if ring is None:
             log.info("no clip for event %s: camera %s was removed", event.id, event.camera)
             return
-        frames = ring.between(window.start, window.end)
         started = time.perf_counter()
         try:
             clip = encode_clip(frames, clip_path(self._root, event), self._config.fps,
